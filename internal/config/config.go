@@ -1,0 +1,412 @@
+// Package config holds the settings every das command shares, read from a
+// YAML file and from flags of the same names (flags win). An unknown or
+// invalid setting is an error that names the setting and how to fix it.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the shared settings. Field comments give the setting's name.
+type Config struct {
+	DataDir  string // data_dir
+	StreamID string // stream_id
+
+	KMS         string // kms: local | aws
+	KMSKeyID    string // kms_key_id
+	KMSRegion   string // kms_region
+	KMSEndpoint string // kms_endpoint
+
+	DataKeyMaxUses int           // data_key_max_uses
+	DataKeyMaxAge  time.Duration // data_key_max_age
+	Suite          string        // suite: das (0x0378) | committing (0x0578)
+
+	BatchMaxEvents    int           // batch_max_events
+	BatchLinger       time.Duration // batch_linger
+	QueueEvents       int           // queue_events
+	HeartbeatInterval time.Duration // heartbeat_interval
+
+	SegmentBytes int64         // log_segment_bytes
+	RetainBytes  int64         // log_retain_bytes
+	RetainAge    time.Duration // log_retain_age
+
+	InstanceID string // instance_id
+	ServerHost string // server_host
+	LogLevel   string // log_level
+}
+
+// Defaults returns the embedded defaults: everything works with no file.
+func Defaults() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	return Config{
+		DataDir:           "./das-data",
+		KMS:               "local",
+		DataKeyMaxUses:    1000,
+		DataKeyMaxAge:     5 * time.Minute,
+		Suite:             "das",
+		BatchMaxEvents:    256,
+		BatchLinger:       5 * time.Millisecond,
+		QueueEvents:       65536,
+		HeartbeatInterval: 10 * time.Second,
+		SegmentBytes:      64 << 20,
+		InstanceID:        "das-" + host,
+		ServerHost:        host,
+		LogLevel:          "info",
+	}
+}
+
+type setting struct {
+	name  string
+	usage string
+	set   func(c *Config, v string) error
+}
+
+func str(f func(c *Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *f(c) = v; return nil }
+}
+
+func integer(f func(c *Config) *int, min int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min {
+			return fmt.Errorf("%q is not a whole number of at least %d", v, min)
+		}
+		*f(c) = n
+		return nil
+	}
+}
+
+func size(f func(c *Config) *int64, min int64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := ParseSize(v)
+		if err != nil || n < min {
+			return fmt.Errorf("%q is not a size of at least %d bytes (write 64MiB, 1GiB or a byte count)", v, min)
+		}
+		*f(c) = n
+		return nil
+	}
+}
+
+func duration(f func(c *Config) *time.Duration, min time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < min {
+			return fmt.Errorf("%q is not a duration of at least %v (write 500ms, 10s, 5m)", v, min)
+		}
+		*f(c) = d
+		return nil
+	}
+}
+
+func oneOf(f func(c *Config) *string, choices ...string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		for _, ch := range choices {
+			if v == ch {
+				*f(c) = v
+				return nil
+			}
+		}
+		return fmt.Errorf("%q is not one of %s", v, strings.Join(choices, ", "))
+	}
+}
+
+var streamIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+var settings = []setting{
+	{"data_dir", "directory for the stream log, keys and state", str(func(c *Config) *string { return &c.DataDir })},
+	{"stream_id", "the stream's resource id, bound into the KMS encryption context (default: generated once and kept in the data dir)", func(c *Config, v string) error {
+		if !streamIDRe.MatchString(v) {
+			return fmt.Errorf("%q is not a resource id (letters, digits, '-', '_', '.'; at most 128)", v)
+		}
+		c.StreamID = v
+		return nil
+	}},
+	{"kms", "KMS provider: local (a key file in the data dir) or aws", oneOf(func(c *Config) *string { return &c.KMS }, "local", "aws")},
+	{"kms_key_id", "AWS KMS key id, alias/NAME or ARN", str(func(c *Config) *string { return &c.KMSKeyID })},
+	{"kms_region", "AWS region of the KMS key (default: the SDK's region chain)", str(func(c *Config) *string { return &c.KMSRegion })},
+	{"kms_endpoint", "KMS endpoint URL override: a VPC endpoint or a local KMS server", func(c *Config, v string) error {
+		if v != "" && !strings.HasPrefix(v, "https://") && !strings.HasPrefix(v, "http://") {
+			return fmt.Errorf("%q is not a URL (write https://kms.REGION.amazonaws.com or http://127.0.0.1:PORT)", v)
+		}
+		c.KMSEndpoint = v
+		return nil
+	}},
+	{"data_key_max_uses", "records sealed under one data key before a new one is made", integer(func(c *Config) *int { return &c.DataKeyMaxUses }, 1)},
+	{"data_key_max_age", "lifetime of one data key", duration(func(c *Config) *time.Duration { return &c.DataKeyMaxAge }, time.Second)},
+	{"suite", "encryption suite: das (0x0378, what AWS DAS emits) or committing (0x0578, message format v2)", oneOf(func(c *Config) *string { return &c.Suite }, "das", "committing")},
+	{"batch_max_events", "events sealed into one record at most", integer(func(c *Config) *int { return &c.BatchMaxEvents }, 1)},
+	{"batch_linger", "how long a record waits for more events", duration(func(c *Config) *time.Duration { return &c.BatchLinger }, 0)},
+	{"queue_events", "events buffered before the stream sheds load (async)", integer(func(c *Config) *int { return &c.QueueEvents }, 1)},
+	{"heartbeat_interval", "a heartbeat record is sealed after this long without activity (0 disables)", duration(func(c *Config) *time.Duration { return &c.HeartbeatInterval }, 0)},
+	{"log_segment_bytes", "rotate a stream log segment at this size", size(func(c *Config) *int64 { return &c.SegmentBytes }, 4096)},
+	{"log_retain_bytes", "delete the oldest segments beyond this total (0: keep all)", size(func(c *Config) *int64 { return &c.RetainBytes }, 0)},
+	{"log_retain_age", "delete segments older than this (0: keep all)", duration(func(c *Config) *time.Duration { return &c.RetainAge }, 0)},
+	{"instance_id", "instanceId in each record's payload", str(func(c *Config) *string { return &c.InstanceID })},
+	{"server_host", "serverHost of the events this das captures", str(func(c *Config) *string { return &c.ServerHost })},
+	{"log_level", "debug, info, warn or error", oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
+}
+
+func lookup(name string) *setting {
+	for i := range settings {
+		if settings[i].name == name {
+			return &settings[i]
+		}
+	}
+	return nil
+}
+
+// Flags binds every shared setting to fs as --name-with-dashes, plus --config.
+// After fs.Parse, call Load.
+type Flags struct {
+	fs     *flag.FlagSet
+	config *string
+}
+
+// Register adds the shared settings to fs.
+func Register(fs *flag.FlagSet) *Flags {
+	f := &Flags{fs: fs}
+	f.config = fs.String("config", "", "YAML config file with the same settings (flags override it)")
+	for _, s := range settings {
+		fs.String(FlagName(s.name), "", s.usage)
+	}
+	return f
+}
+
+// FlagName is the flag spelling of a setting.
+func FlagName(setting string) string { return strings.ReplaceAll(setting, "_", "-") }
+
+// Set reports whether the flag for setting was given on the command line.
+func (f *Flags) Set(setting string) bool {
+	found := false
+	f.fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == FlagName(setting) {
+			found = true
+		}
+	})
+	return found
+}
+
+// Load builds the configuration: defaults, then the file named by --config,
+// then the flags given on the command line.
+func (f *Flags) Load() (Config, error) {
+	c := Defaults()
+	if *f.config != "" {
+		if err := loadFile(&c, *f.config); err != nil {
+			return c, err
+		}
+	}
+	var err error
+	f.fs.Visit(func(fl *flag.Flag) {
+		if err != nil || fl.Name == "config" {
+			return
+		}
+		name := strings.ReplaceAll(fl.Name, "-", "_")
+		s := lookup(name)
+		if s == nil {
+			return // a command's own flag
+		}
+		if e := s.set(&c, fl.Value.String()); e != nil {
+			err = fmt.Errorf("config: --%s: %w", fl.Name, e)
+		}
+	})
+	if err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+func loadFile(c *Config, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return Parse(c, path, b)
+}
+
+// Parse applies a YAML document of settings to c; path names it in errors.
+func Parse(c *Config, path string, b []byte) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil
+	}
+	m := doc.Content[0]
+	if m.Kind != yaml.MappingNode {
+		return fmt.Errorf("config: %s: line %d: want a mapping of settings (name: value)", path, m.Line)
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		s := lookup(k.Value)
+		if s == nil {
+			return fmt.Errorf("config: %s: line %d: unknown setting %q%s", path, k.Line, k.Value, suggest(k.Value))
+		}
+		if v.Kind != yaml.ScalarNode {
+			return fmt.Errorf("config: %s: line %d: %s: want a single value", path, v.Line, k.Value)
+		}
+		if err := s.set(c, v.Value); err != nil {
+			return fmt.Errorf("config: %s: line %d: %s: %w", path, v.Line, k.Value, err)
+		}
+	}
+	return nil
+}
+
+// suggest names the closest known setting, for typos.
+func suggest(name string) string {
+	best, bestD := "", 4
+	for _, s := range settings {
+		if d := editDistance(name, s.name); d < bestD {
+			best, bestD = s.name, d
+		}
+	}
+	if best == "" {
+		names := make([]string, len(settings))
+		for i, s := range settings {
+			names[i] = s.name
+		}
+		sort.Strings(names)
+		return " (known settings: " + strings.Join(names, ", ") + ")"
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// Validate checks settings that depend on each other.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("config: data_dir is empty; set --data-dir or data_dir: to a directory")
+	}
+	if c.KMS == "aws" && c.KMSKeyID == "" {
+		return errors.New("config: kms_key_id is required when kms is aws; set --kms-key-id or kms_key_id: to a key id, alias/NAME or ARN")
+	}
+	return nil
+}
+
+// StreamIDFile is where a generated stream id is kept.
+func (c *Config) StreamIDFile() string { return filepath.Join(c.DataDir, "stream-id") }
+
+// LocalKeyFile is the local KMS master key.
+func (c *Config) LocalKeyFile() string { return filepath.Join(c.DataDir, "kms", "master.key") }
+
+// LogDir is the local stream log.
+func (c *Config) LogDir() string { return filepath.Join(c.DataDir, "stream") }
+
+// ResolveStreamID fills StreamID: the configured one, else the one kept in
+// the data dir, else (when create is set) a new Aurora-style id
+// ("cluster-" and 26 upper-case base32 characters) that is kept from then on.
+func (c *Config) ResolveStreamID(create bool) error {
+	if c.StreamID != "" {
+		return nil
+	}
+	b, err := os.ReadFile(c.StreamIDFile())
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if !streamIDRe.MatchString(id) {
+			return fmt.Errorf("config: %s holds %q, which is not a stream id; fix or delete the file", c.StreamIDFile(), id)
+		}
+		c.StreamID = id
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("config: stream id: %w", err)
+	}
+	if !create {
+		return fmt.Errorf("config: no stream id: %s does not exist; set --stream-id", c.StreamIDFile())
+	}
+	id := NewStreamID()
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("config: data dir: %w", err)
+	}
+	if err := writeFileAtomic(c.StreamIDFile(), []byte(id+"\n"), 0o644); err != nil {
+		return fmt.Errorf("config: stream id: %w", err)
+	}
+	c.StreamID = id
+	return nil
+}
+
+// NewStreamID returns "cluster-" and 26 upper-case base32 characters, the
+// shape of an Aurora DbClusterResourceId.
+func NewStreamID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return "cluster-" + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:])
+}
+
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// ParseSize reads a byte count: 4096, 64KiB, 64MiB, 1GiB (KB/MB/GB are taken
+// as the same binary units).
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,115 @@
+package config
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func load(t *testing.T, file string, args ...string) (Config, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	f := Register(fs)
+	if file != "" {
+		p := filepath.Join(t.TempDir(), "das.yaml")
+		if err := os.WriteFile(p, []byte(file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append([]string{"--config", p}, args...)
+	}
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return f.Load()
+}
+
+func TestLoad(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		args    []string
+		check   func(c Config) bool
+		wantErr string // substring; the setting's name and the fix
+	}{
+		{name: "defaults", check: func(c Config) bool {
+			return c.DataDir == "./das-data" && c.KMS == "local" && c.Suite == "das" && c.BatchMaxEvents == 256
+		}},
+		{name: "file", file: "data_dir: /var/lib/das\nkms: aws\nkms_key_id: alias/das\nkms_region: eu-west-1\nlog_segment_bytes: 8MiB\ndata_key_max_age: 90s\n",
+			check: func(c Config) bool {
+				return c.DataDir == "/var/lib/das" && c.KMS == "aws" && c.KMSKeyID == "alias/das" && c.SegmentBytes == 8<<20 && c.DataKeyMaxAge == 90*time.Second
+			}},
+		{name: "flag overrides file", file: "data_dir: /a\nsuite: committing\n", args: []string{"--data-dir", "/b"},
+			check: func(c Config) bool { return c.DataDir == "/b" && c.Suite == "committing" }},
+		{name: "unknown setting suggests", file: "kms_keyid: x\n", wantErr: `line 1: unknown setting "kms_keyid" (did you mean "kms_key_id"?)`},
+		{name: "bad provider", args: []string{"--kms", "vault"}, wantErr: `--kms: "vault" is not one of local, aws`},
+		{name: "bad duration", file: "batch_linger: soon\n", wantErr: `batch_linger: "soon" is not a duration`},
+		{name: "bad size", file: "log_segment_bytes: 12\n", wantErr: "log_segment_bytes"},
+		{name: "aws needs key", args: []string{"--kms", "aws"}, wantErr: "kms_key_id is required when kms is aws; set --kms-key-id"},
+		{name: "endpoint must be URL", args: []string{"--kms-endpoint", "kms.internal:443"}, wantErr: "is not a URL"},
+		{name: "bad stream id", args: []string{"--stream-id", "a b"}, wantErr: "is not a resource id"},
+		{name: "not a mapping", file: "- a\n- b\n", wantErr: "want a mapping"},
+		{name: "nested value", file: "kms:\n  provider: aws\n", wantErr: "kms: want a single value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, tt.file, tt.args...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Fatalf("unexpected config %+v", c)
+			}
+		})
+	}
+}
+
+func TestStreamIDGeneratedOnceAndKept(t *testing.T) {
+	c := Defaults()
+	c.DataDir = filepath.Join(t.TempDir(), "data")
+	if err := c.ResolveStreamID(false); err == nil {
+		t.Fatal("want an error without a kept stream id when not creating")
+	}
+	if err := c.ResolveStreamID(true); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^cluster-[A-Z2-7]{26}$`).MatchString(c.StreamID) {
+		t.Fatalf("stream id %q is not Aurora-shaped", c.StreamID)
+	}
+	again := Defaults()
+	again.DataDir = c.DataDir
+	if err := again.ResolveStreamID(true); err != nil {
+		t.Fatal(err)
+	}
+	if again.StreamID != c.StreamID {
+		t.Fatalf("second resolve gave %q, want the kept %q", again.StreamID, c.StreamID)
+	}
+	if NewStreamID() == NewStreamID() {
+		t.Fatal("two generated ids are equal")
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"4096": 4096, "64KiB": 64 << 10, "64MiB": 64 << 20, "1GiB": 1 << 30, "2 MB": 2 << 20, "10B": 10} {
+		got, err := ParseSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "x", "-1", "1TB"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) succeeded", bad)
+		}
+	}
+}
