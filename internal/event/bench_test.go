@@ -1,0 +1,80 @@
+package event
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func benchEvent() Event {
+	e := New(time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC))
+	e.Command = CommandQuery
+	q := "SELECT c.id, c.name, o.total FROM customers c JOIN orders o ON o.customer_id = c.id WHERE o.created_at > '2026-01-01' AND c.region IN ('eu-west-1', 'us-east-1') "
+	e.CommandText = strings.Repeat(q, 1024/len(q)+1)[:1024]
+	e.DatabaseName = "shop"
+	e.DBUserName = "app"
+	e.PID = 2830
+	e.RemoteHost = "10.0.12.34"
+	e.RemotePort = "53122"
+	e.RowCount = 17
+	e.ServerHost = "db-primary-1"
+	e.ServerVersion = "MySQL 8.4.3"
+	e.SessionID = "725121"
+	e.StatementID = 65469218
+	e.ObjectName = "customers,orders"
+	return e
+}
+
+func BenchmarkAppendJSON(b *testing.B) {
+	e := benchEvent()
+	buf := e.AppendJSON(nil)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = e.AppendJSON(buf[:0])
+	}
+}
+
+// BenchmarkEncodingJSON is the reflection baseline: the same fields through
+// encoding/json, with the times already formatted (which flatters it).
+func BenchmarkEncodingJSON(b *testing.B) {
+	e := benchEvent()
+	s := stdEvent{Class: e.Class, Command: e.Command, CommandText: e.CommandText, DatabaseName: e.DatabaseName,
+		DBProtocol: e.DBProtocol, DBUserName: e.DBUserName, EndTime: fmtTime(e.EndTime), ExitCode: e.ExitCode,
+		LogTime: fmtTime(e.LogTime), NetProtocol: e.NetProtocol, ObjectName: e.ObjectName, ObjectType: e.ObjectType,
+		PID: e.PID, RemoteHost: e.RemoteHost, RemotePort: e.RemotePort, RowCount: e.RowCount, ServerHost: e.ServerHost,
+		ServerType: e.ServerType, ServerVersion: e.ServerVersion, ServiceName: e.ServiceName, SessionID: e.SessionID,
+		StartTime: fmtTime(e.StartTime), StatementID: e.StatementID, SubstatementID: e.SubstatementID,
+		TransactionID: e.TransactionID, Type: e.Type}
+	out, _ := json.Marshal(s)
+	b.SetBytes(int64(len(out)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkUnmarshal(b *testing.B) {
+	e := benchEvent()
+	in := e.AppendJSON(nil)
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var d Event
+		if err := d.UnmarshalJSON(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkFormatTime(b *testing.B) {
+	t := time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC)
+	buf := make([]byte, 0, 32)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendTime(buf[:0], t)
+	}
+}

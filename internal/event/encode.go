@@ -1,0 +1,261 @@
+package event
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"unicode/utf8"
+)
+
+// knownEventKeys are the JSON names Event encodes itself; Extra entries with
+// these names are dropped so that the output never has duplicate keys.
+var knownEventKeys = map[string]bool{
+	"logTime": true, "type": true, "clientApplication": true, "pid": true,
+	"dbUserName": true, "databaseName": true, "remoteHost": true, "remotePort": true,
+	"command": true, "commandText": true, "paramList": true, "objectType": true,
+	"objectName": true, "statementId": true, "substatementId": true, "exitCode": true,
+	"sessionId": true, "rowCount": true, "serverHost": true, "serverType": true,
+	"serviceName": true, "serverVersion": true, "startTime": true, "endTime": true,
+	"transactionId": true, "dbProtocol": true, "netProtocol": true,
+	"errorMessage": true, "class": true,
+}
+
+var knownPayloadKeys = map[string]bool{
+	"type": true, "clusterId": true, "instanceId": true, "databaseActivityEventList": true,
+}
+
+// AppendJSON appends e's DAS JSON to dst and returns the extended slice.
+//
+// Fields come in the order Aurora MySQL writes them, then Extra sorted by
+// key. Strings are escaped exactly as encoding/json does with HTML escaping
+// off (invalid UTF-8 becomes \ufffd, U+2028/U+2029 are escaped). An Extra
+// value that is not valid JSON is written as null.
+func (e *Event) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"logTime":`...)
+	dst = e.LogTime.appendJSON(dst)
+	dst = append(dst, `,"type":`...)
+	dst = appendString(dst, e.Type)
+	dst = append(dst, `,"clientApplication":`...)
+	if e.ClientApplication == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = appendString(dst, *e.ClientApplication)
+	}
+	dst = append(dst, `,"pid":`...)
+	dst = strconv.AppendInt(dst, int64(e.PID), 10)
+	dst = append(dst, `,"dbUserName":`...)
+	dst = appendString(dst, e.DBUserName)
+	dst = append(dst, `,"databaseName":`...)
+	dst = appendString(dst, e.DatabaseName)
+	dst = append(dst, `,"remoteHost":`...)
+	dst = appendString(dst, e.RemoteHost)
+	dst = append(dst, `,"remotePort":`...)
+	dst = appendString(dst, e.RemotePort)
+	dst = append(dst, `,"command":`...)
+	dst = appendString(dst, e.Command)
+	dst = append(dst, `,"commandText":`...)
+	dst = appendString(dst, e.CommandText)
+	dst = append(dst, `,"paramList":`...)
+	if e.ParamList == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, '[')
+		for i, p := range e.ParamList {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, p)
+		}
+		dst = append(dst, ']')
+	}
+	dst = append(dst, `,"objectType":`...)
+	dst = appendString(dst, e.ObjectType)
+	dst = append(dst, `,"objectName":`...)
+	dst = appendString(dst, e.ObjectName)
+	dst = append(dst, `,"statementId":`...)
+	dst = strconv.AppendInt(dst, e.StatementID, 10)
+	dst = append(dst, `,"substatementId":`...)
+	dst = strconv.AppendInt(dst, int64(e.SubstatementID), 10)
+	dst = append(dst, `,"exitCode":`...)
+	dst = appendString(dst, e.ExitCode)
+	dst = append(dst, `,"sessionId":`...)
+	dst = appendString(dst, e.SessionID)
+	dst = append(dst, `,"rowCount":`...)
+	dst = strconv.AppendInt(dst, e.RowCount, 10)
+	dst = append(dst, `,"serverHost":`...)
+	dst = appendString(dst, e.ServerHost)
+	dst = append(dst, `,"serverType":`...)
+	dst = appendString(dst, e.ServerType)
+	dst = append(dst, `,"serviceName":`...)
+	dst = appendString(dst, e.ServiceName)
+	dst = append(dst, `,"serverVersion":`...)
+	dst = appendString(dst, e.ServerVersion)
+	dst = append(dst, `,"startTime":`...)
+	dst = e.StartTime.appendJSON(dst)
+	dst = append(dst, `,"endTime":`...)
+	dst = e.EndTime.appendJSON(dst)
+	dst = append(dst, `,"transactionId":`...)
+	dst = appendString(dst, e.TransactionID)
+	dst = append(dst, `,"dbProtocol":`...)
+	dst = appendString(dst, e.DBProtocol)
+	dst = append(dst, `,"netProtocol":`...)
+	dst = appendString(dst, e.NetProtocol)
+	dst = append(dst, `,"errorMessage":`...)
+	dst = appendString(dst, e.ErrorMessage)
+	dst = append(dst, `,"class":`...)
+	dst = appendString(dst, e.Class)
+	dst = appendExtra(dst, e.Extra, knownEventKeys)
+	return append(dst, '}')
+}
+
+// MarshalJSON implements json.Marshaler using AppendJSON.
+func (e Event) MarshalJSON() ([]byte, error) {
+	return e.AppendJSON(make([]byte, 0, 640+len(e.CommandText))), nil
+}
+
+// AppendJSON appends p's JSON to dst: type, clusterId, instanceId,
+// databaseActivityEventList (never null), then Extra sorted by key.
+func (p *Payload) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"type":`...)
+	dst = appendString(dst, p.Type)
+	dst = append(dst, `,"clusterId":`...)
+	dst = appendString(dst, p.ClusterID)
+	dst = append(dst, `,"instanceId":`...)
+	dst = appendString(dst, p.InstanceID)
+	dst = append(dst, `,"databaseActivityEventList":[`...)
+	for i := range p.Events {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = p.Events[i].AppendJSON(dst)
+	}
+	dst = append(dst, ']')
+	dst = appendExtra(dst, p.Extra, knownPayloadKeys)
+	return append(dst, '}')
+}
+
+// MarshalJSON implements json.Marshaler using AppendJSON.
+func (p Payload) MarshalJSON() ([]byte, error) {
+	n := 128
+	for i := range p.Events {
+		n += 640 + len(p.Events[i].CommandText)
+	}
+	return p.AppendJSON(make([]byte, 0, n)), nil
+}
+
+func appendExtra(dst []byte, extra map[string]json.RawMessage, known map[string]bool) []byte {
+	if len(extra) == 0 {
+		return dst
+	}
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
+		if !known[k] {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		dst = append(dst, ',')
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		v := extra[k]
+		if len(v) == 0 || !json.Valid(v) {
+			dst = append(dst, "null"...)
+			continue
+		}
+		dst = append(dst, v...)
+	}
+	return dst
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string, byte for byte what encoding/json
+// writes with SetEscapeHTML(false). Plain ASCII runs are scanned eight bytes
+// at a time, which is what makes a 1 KiB commandText cheap.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	i := 0
+	for i < len(s) {
+		// Fast path: skip 16, then 8 bytes at a time while none needs
+		// attention.
+		for i+16 <= len(s) && escapeMask(load64(s, i))|escapeMask(load64(s, i+8)) == 0 {
+			i += 16
+		}
+		for i+8 <= len(s) && escapeMask(load64(s, i)) == 0 {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		if c == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// escapeMask is non-zero if any of the 8 bytes in x is a control character,
+// '"', '\\' or non-ASCII (it may also flag a neighbour of such a byte, which
+// only sends that byte down the slow path).
+func escapeMask(x uint64) uint64 {
+	ctl := (x - 0x20*lsb) & ^x // high bit where a byte is < 0x20
+	q := x ^ ('"' * lsb)       // zero byte where '"'
+	bs := x ^ ('\\' * lsb)     // zero byte where '\\'
+	return (ctl | (q-lsb)&^q | (bs-lsb)&^bs | x) & msb
+}
+
+// load64 reads 8 bytes of s at i, little endian; the compiler merges the
+// byte loads into one.
+func load64(s string, i int) uint64 {
+	b := s[i : i+8]
+	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+}
