@@ -6,6 +6,7 @@ package kms
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"sort"
 )
 
@@ -17,6 +18,16 @@ type DataKey struct {
 	Ciphertext []byte
 	KeyID      string // the master key that wrapped it (ARN for AWS KMS)
 }
+
+// String keeps the plaintext out of logs and error messages however a
+// DataKey is printed (%v, %+v, %s).
+func (k DataKey) String() string {
+	return fmt.Sprintf("DataKey{KeyID: %q, Plaintext: [%d bytes redacted], Ciphertext: [%d bytes]}",
+		k.KeyID, len(k.Plaintext), len(k.Ciphertext))
+}
+
+// GoString does the same for %#v.
+func (k DataKey) GoString() string { return k.String() }
 
 // Provider is a KMS: it makes data keys and unwraps them under an encryption context.
 type Provider interface {
