@@ -1,0 +1,277 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/das-mysql/das/internal/event"
+	"github.com/das-mysql/das/internal/record"
+	"github.com/das-mysql/das/pkg/dasrecord"
+)
+
+// textSealer "seals" a batch as a readable line so tests can check batching,
+// sequencing and chaining without cryptography (record has its own tests).
+type textSealer struct {
+	fail failCounter
+}
+
+type failCounter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (a *failCounter) take() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n > 0 {
+		a.n--
+		return true
+	}
+	return false
+}
+
+func (s *textSealer) Seal(_ context.Context, evs []event.Event, seq uint64, prev *dasrecord.Digest) (record.Sealed, error) {
+	if s.fail.take() {
+		return record.Sealed{}, errors.New("kms unreachable")
+	}
+	texts := make([]string, len(evs))
+	for i, e := range evs {
+		texts[i] = e.CommandText
+	}
+	p := ""
+	if prev != nil {
+		p = prev.String()
+	}
+	line := []byte(fmt.Sprintf("%d|%s|%s", seq, p, strings.Join(texts, ";")))
+	return record.Sealed{Line: line, Digest: sha256.Sum256(line), Events: len(evs)}, nil
+}
+
+// memSink is an in-memory durable log with an optional delay per commit.
+type memSink struct {
+	mu    sync.Mutex
+	lines [][]byte
+	seqs  []uint64
+	delay time.Duration
+	fail  error
+}
+
+func (m *memSink) Last() (uint64, []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.lines) == 0 {
+		return 0, nil
+	}
+	return m.seqs[len(m.seqs)-1], m.lines[len(m.lines)-1]
+}
+
+func (m *memSink) AppendAsync(seq uint64, line []byte) func() error {
+	m.mu.Lock()
+	m.lines = append(m.lines, line)
+	m.seqs = append(m.seqs, seq)
+	err := m.fail
+	m.mu.Unlock()
+	return func() error { time.Sleep(m.delay); return err }
+}
+
+func q(text string) event.Event {
+	e := event.New(time.Now())
+	e.Command, e.CommandText = "QUERY", text
+	return e
+}
+
+func TestBatchingSequenceAndChain(t *testing.T) {
+	sink := &memSink{}
+	var durable []uint64
+	w := New(&textSealer{}, sink, Options{MaxEvents: 4, Linger: time.Hour, OnDurable: func(seq uint64, n int) { durable = append(durable, seq) }})
+	for i := range 10 {
+		if !w.Submit(q(fmt.Sprintf("SELECT %d", i))) {
+			t.Fatal("dropped")
+		}
+	}
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	var prev []byte
+	for i, l := range sink.lines {
+		parts := strings.SplitN(string(l), "|", 3)
+		if parts[0] != fmt.Sprint(i+1) {
+			t.Errorf("record %d has seq %s", i, parts[0])
+		}
+		wantPrev := ""
+		if prev != nil {
+			wantPrev = dasrecord.DigestOf(prev).String()
+		}
+		if parts[1] != wantPrev {
+			t.Errorf("record %d chained to %q, want %q", i+1, parts[1], wantPrev)
+		}
+		if n := strings.Count(parts[2], ";") + 1; n > 4 {
+			t.Errorf("record %d holds %d events, max 4", i+1, n)
+		}
+		all = append(all, strings.Split(parts[2], ";")...)
+		prev = l
+	}
+	if len(all) != 10 || all[0] != "SELECT 0" || all[9] != "SELECT 9" {
+		t.Fatalf("events out of order or lost: %v", all)
+	}
+	if len(durable) != len(sink.lines) || durable[len(durable)-1] != uint64(len(sink.lines)) {
+		t.Fatalf("durable callbacks %v for %d records", durable, len(sink.lines))
+	}
+	if st := w.Stats(); st.EventsDurable != 10 || st.LastSeq != uint64(len(sink.lines)) {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestRedactsBeforeQueueing(t *testing.T) {
+	sink := &memSink{}
+	w := New(&textSealer{}, sink, Options{})
+	w.Submit(q("CREATE USER 'u'@'%' IDENTIFIED BY 'hunter2'"))
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(sink.lines[0]), "hunter2") {
+		t.Fatalf("password reached the sealer: %s", sink.lines[0])
+	}
+}
+
+func TestContinuesChainOfExistingSink(t *testing.T) {
+	sink := &memSink{lines: [][]byte{[]byte("old record")}, seqs: []uint64{41}}
+	w := New(&textSealer{}, sink, Options{})
+	w.Submit(q("SELECT 1"))
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("42|%s|SELECT 1", dasrecord.DigestOf([]byte("old record")))
+	if got := string(sink.lines[1]); got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestLingerSealsPartialBatch(t *testing.T) {
+	sink := &memSink{}
+	got := make(chan uint64, 1)
+	w := New(&textSealer{}, sink, Options{MaxEvents: 100, Linger: 10 * time.Millisecond, OnDurable: func(seq uint64, _ int) { got <- seq }})
+	defer w.Close(context.Background())
+	w.Submit(q("SELECT 1"))
+	select {
+	case seq := <-got:
+		if seq != 1 {
+			t.Fatalf("seq %d", seq)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a partial batch was not sealed after its linger")
+	}
+}
+
+func TestSyncWaitsForDurability(t *testing.T) {
+	sink := &memSink{delay: 30 * time.Millisecond}
+	w := New(&textSealer{}, sink, Options{Linger: time.Millisecond})
+	defer w.Close(context.Background())
+	start := time.Now()
+	if err := w.SubmitWait(context.Background(), q("UPDATE t SET a = 1")); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < 30*time.Millisecond {
+		t.Fatal("SubmitWait returned before the sink made the record durable")
+	}
+	// Many concurrent sync sessions share commits (group commit).
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.SubmitWait(context.Background(), q(fmt.Sprint("SELECT ", i))); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if st := w.Stats(); st.Records >= 65 {
+		t.Fatalf("65 sync events took %d records: no batching", st.Records)
+	}
+}
+
+func TestSyncReportsFailure(t *testing.T) {
+	w := New(&textSealer{}, &memSink{fail: errors.New("disk full")}, Options{})
+	err := w.SubmitWait(context.Background(), q("SELECT 1"))
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("err = %v", err)
+	}
+	if err := w.Close(context.Background()); err == nil {
+		t.Fatal("Close hid the sink failure")
+	}
+	if st := w.Stats(); st.SinkErrors != 1 || st.EventsDropped != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestSealFailureCountsLoss(t *testing.T) {
+	s := &textSealer{}
+	s.fail.n = 1
+	sink := &memSink{}
+	w := New(s, sink, Options{MaxEvents: 1})
+	w.Submit(q("lost"))
+	w.Submit(q("kept"))
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.Stats(); st.SealErrors != 1 || st.EventsDropped != 1 || st.EventsDurable != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if len(sink.lines) != 1 || !strings.HasPrefix(string(sink.lines[0]), "1||kept") {
+		t.Fatalf("a failed seal must not consume a sequence number: %q", sink.lines)
+	}
+}
+
+func TestQueueFullDropsAndCounts(t *testing.T) {
+	sink := &memSink{delay: 50 * time.Millisecond}
+	w := New(&textSealer{}, sink, Options{MaxEvents: 1, QueueEvents: 2})
+	dropped := 0
+	for range 200 {
+		if !w.Submit(q("x")) {
+			dropped++
+		}
+	}
+	w.Close(context.Background())
+	st := w.Stats()
+	if dropped == 0 || st.EventsDropped != uint64(dropped) || st.EventsIn != 200 {
+		t.Fatalf("dropped %d, stats %+v", dropped, st)
+	}
+}
+
+func TestHeartbeatWhenIdle(t *testing.T) {
+	sink := &memSink{}
+	w := New(&textSealer{}, sink, Options{
+		HeartbeatInterval: 10 * time.Millisecond,
+		Heartbeat: func(now time.Time) event.Event {
+			e := event.New(now)
+			e.Type, e.CommandText = event.TypeHeartbeat, "hb"
+			return e
+		},
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for w.Stats().Heartbeats < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.Close(context.Background())
+	if w.Stats().Heartbeats < 2 {
+		t.Fatal("no heartbeats on an idle stream")
+	}
+}
+
+func TestSubmitAfterClose(t *testing.T) {
+	w := New(&textSealer{}, &memSink{}, Options{})
+	w.Close(context.Background())
+	if w.Submit(q("late")) {
+		t.Fatal("Submit after Close succeeded")
+	}
+	if err := w.Enqueue(context.Background(), q("late")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Enqueue after Close: %v", err)
+	}
+}
