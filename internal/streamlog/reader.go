@@ -67,7 +67,7 @@ type Reader struct {
 	// where the last served entry was
 	lastFile string
 	lastOff  int64
-	poll   time.Duration
+	poll     time.Duration
 	// Set by Log.NewReader.
 	wake  func() <-chan struct{}
 	limit func() uint64

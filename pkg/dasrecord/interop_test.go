@@ -176,7 +176,7 @@ func TestDasReadsRecordsMadeLikeAWSDAS(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, enc := range map[string]esdktypes.EncryptInput{
-		"0x0378 as AWS DAS": {Plaintext: gz.Bytes(), AlgorithmSuiteId: &suite, Keyring: rawAESKeyring(t, mpl, dk.Plaintext)},
+		"0x0378 as AWS DAS":  {Plaintext: gz.Bytes(), AlgorithmSuiteId: &suite, Keyring: rawAESKeyring(t, mpl, dk.Plaintext)},
 		"sdk default 0x0578": {Plaintext: gz.Bytes(), Keyring: rawAESKeyring(t, mpl, dk.Plaintext)},
 	} {
 		t.Run(name, func(t *testing.T) {
