@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh machine: installs what the tests need (a
+# The whole test suite, on a fresh machine: installs what the tests need
+# (scripts/install-test-deps.sh: Debian's MariaDB, sysbench, haproxy, and a
 # real KMS API server, local-kms, pinned), then checks formatting, vets, and
 # runs every test with the race detector. CI runs this through .ci/run.
 set -euo pipefail
@@ -8,11 +9,7 @@ cd "$(dirname "$0")/.."
 export PATH="$(go env GOPATH)/bin:$PATH"
 export CI="${CI:-}"
 
-LOCAL_KMS="github.com/nsmithuk/local-kms@v0.0.0-20260228092603-2a5e92d09ab6"
-if ! command -v local-kms >/dev/null 2>&1; then
-	echo "== installing local-kms ($LOCAL_KMS)"
-	go install "$LOCAL_KMS"
-fi
+bash scripts/install-test-deps.sh
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# Proxy benchmark: sysbench against MariaDB directly, through haproxy (a plain
+# L4 TCP proxy, the baseline) and through das, in alternation, on 127.0.0.1
+# only. Prints QPS and p95 latency per run, the means, and the ratios.
+# See bench/README.md. Everything it starts is stopped on exit.
+#
+# Settings (environment):
+#   BENCH_TIME=20      seconds per measured sysbench run
+#   WARMUP=5           seconds of warm-up per workload (direct), 0 to skip
+#   ROUNDS=2           alternation rounds (direct, haproxy, das, direct, ...)
+#   THREADS=8          sysbench threads
+#   TABLES=4 TABLE_SIZE=10000   sysbench data set
+#   WORKLOADS="oltp_point_select oltp_read_only"
+#   BASE_PORT=23306    MariaDB on BASE_PORT, haproxy on +1, das on +2
+#   DAS_CMD=           command that runs das in the foreground (see below);
+#                      empty: the das leg is skipped
+#   KEEP=1             keep the work directory (logs) after the run
+set -euo pipefail
+
+BENCH_TIME=${BENCH_TIME:-20}
+WARMUP=${WARMUP:-5}
+ROUNDS=${ROUNDS:-2}
+THREADS=${THREADS:-8}
+TABLES=${TABLES:-4}
+TABLE_SIZE=${TABLE_SIZE:-10000}
+WORKLOADS=${WORKLOADS:-"oltp_point_select oltp_read_only"}
+BASE_PORT=${BASE_PORT:-23306}
+DAS_CMD=${DAS_CMD:-}
+KEEP=${KEEP:-}
+
+HOST=127.0.0.1
+DB_PORT=$BASE_PORT
+HAPROXY_PORT=$((BASE_PORT + 1))
+DAS_PORT=$((BASE_PORT + 2))
+SB_USER=sbtest
+SB_PASS=sbtest-bench
+SB_DB=sbtest
+
+die() { echo "bench: $*" >&2; exit 1; }
+log() { echo "== $*" >&2; }
+
+for tool in mariadbd mariadb-install-db mariadb sysbench haproxy; do
+	command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] ||
+		die "$tool not found; run scripts/install-test-deps.sh"
+done
+MARIADBD=$(command -v mariadbd || echo /usr/sbin/mariadbd)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+
+port_busy() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+for p in "$DB_PORT" "$HAPROXY_PORT" "$DAS_PORT"; do
+	port_busy "$p" && die "port $p on $HOST is in use; set BASE_PORT"
+done
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/das-bench.XXXXXX")
+PIDS=()  # daemons, stopped at exit
+CHILD= # the running client command, if any
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	[ -n "$CHILD" ] && kill -TERM "$CHILD" 2>/dev/null
+	for pid in "${PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]}"; do
+		# mariadbd needs a moment for a clean shutdown; then force it.
+		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	if [ -n "$KEEP" ]; then
+		log "work directory kept: $WORK"
+	else
+		rm -rf "$WORK"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+wait_port() { # port name pid
+	for _ in $(seq 1 600); do
+		port_busy "$1" && return 0
+		kill -0 "$3" 2>/dev/null || die "$2 exited while starting (logs in $WORK; KEEP=1 keeps them)"
+		sleep 0.1
+	done
+	die "$2 not listening on $HOST:$1 after 60s"
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# --- MariaDB -----------------------------------------------------------------
+AS_ROOT=()
+[ "$(id -u)" -eq 0 ] && AS_ROOT=(--user=root)
+DB_OPTS=(
+	--innodb-buffer-pool-size=512M
+	--innodb-log-file-size=128M
+	--max-connections=500
+	--skip-log-bin
+	--performance-schema=OFF
+)
+log "MariaDB: install into $WORK/data"
+cat >"$WORK/setup.sql" <<EOF
+FLUSH PRIVILEGES;
+DELETE FROM mysql.global_priv WHERE User='';
+FLUSH PRIVILEGES;
+CREATE DATABASE $SB_DB;
+CREATE USER '$SB_USER'@'127.0.0.1' IDENTIFIED BY '$SB_PASS';
+GRANT ALL PRIVILEGES ON $SB_DB.* TO '$SB_USER'@'127.0.0.1';
+EOF
+mariadb-install-db --no-defaults --datadir="$WORK/data" --auth-root-authentication-method=normal \
+	--skip-test-db --skip-name-resolve --extra-file="$WORK/setup.sql" "${AS_ROOT[@]}" "${DB_OPTS[@]}" \
+	>"$WORK/install.log" 2>&1 || { cat "$WORK/install.log" >&2; die "mariadb-install-db failed"; }
+
+"$MARIADBD" --no-defaults "${AS_ROOT[@]}" --datadir="$WORK/data" --port="$DB_PORT" \
+	--bind-address=$HOST --skip-name-resolve --socket="$WORK/mariadbd.sock" \
+	--pid-file="$WORK/mariadbd.pid" --log-error="$WORK/mariadbd.err" "${DB_OPTS[@]}" \
+	>>"$WORK/mariadbd.err" 2>&1 &
+PIDS+=($!)
+DB_PID=$!
+wait_port "$DB_PORT" mariadbd "$DB_PID"
+log "MariaDB $("$MARIADBD" --version | awk '{print $3}') on $HOST:$DB_PORT (pid $DB_PID)"
+
+# --- haproxy: plain L4 -------------------------------------------------------
+cat >"$WORK/haproxy.cfg" <<EOF
+global
+	maxconn 2000
+defaults
+	mode tcp
+	timeout connect 5s
+	timeout client 1h
+	timeout server 1h
+frontend mysql
+	bind $HOST:$HAPROXY_PORT
+	default_backend mariadb
+backend mariadb
+	server db $HOST:$DB_PORT
+EOF
+"$HAPROXY" -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+PIDS+=($!)
+HAPROXY_PID=$!
+wait_port "$HAPROXY_PORT" haproxy "$HAPROXY_PID"
+log "haproxy $("$HAPROXY" -v | awk 'NR==1 {print $3}') on $HOST:$HAPROXY_PORT -> $HOST:$DB_PORT (pid $HAPROXY_PID)"
+
+# --- das ---------------------------------------------------------------------
+# >>> DAS LEG: DAS_CMD runs das in the foreground, listening on $DAS_LISTEN and
+# relaying to $DAS_UPSTREAM, with its data under $DAS_DATA_DIR, for example:
+#   DAS_CMD='./das serve --listen $DAS_LISTEN --upstream $DAS_UPSTREAM --data-dir $DAS_DATA_DIR'
+# The variables are exported to it; it is stopped with SIGTERM at the end.
+TARGETS=(direct haproxy)
+DAS_PID=
+if [ -n "$DAS_CMD" ]; then
+	export DAS_LISTEN="$HOST:$DAS_PORT" DAS_UPSTREAM="$HOST:$DB_PORT" DAS_DATA_DIR="$WORK/das-data"
+	mkdir -p "$DAS_DATA_DIR"
+	bash -c "exec $DAS_CMD" >"$WORK/das.log" 2>&1 &
+	PIDS+=($!)
+	DAS_PID=$!
+	wait_port "$DAS_PORT" das "$DAS_PID"
+	log "das on $DAS_LISTEN -> $DAS_UPSTREAM (pid $DAS_PID): $DAS_CMD"
+	TARGETS+=(das)
+else
+	log "das leg skipped: DAS_CMD is empty (see bench/README.md)"
+fi
+# <<< DAS LEG
+
+port_of() {
+	case $1 in
+	direct) echo "$DB_PORT" ;;
+	haproxy) echo "$HAPROXY_PORT" ;;
+	das) echo "$DAS_PORT" ;;
+	esac
+}
+
+# run runs a command in the background and waits for it, so that a signal
+# reaches the traps at once instead of after a 20-second sysbench run.
+run() {
+	"$@" &
+	CHILD=$!
+	local rc=0
+	wait "$CHILD" || rc=$?
+	CHILD=
+	return "$rc"
+}
+
+sb() { # workload port seconds command
+	run timeout $(($3 + 60)) sysbench "$1" --db-driver=mysql --mysql-host=$HOST --mysql-port="$2" \
+		--mysql-user=$SB_USER --mysql-password=$SB_PASS --mysql-db=$SB_DB \
+		--tables="$TABLES" --table-size="$TABLE_SIZE" --threads="$THREADS" \
+		--time="$3" --events=0 --percentile=95 --report-interval=0 "$4"
+}
+
+log "sysbench prepare: $TABLES tables x $TABLE_SIZE rows"
+sb oltp_read_only "$DB_PORT" 0 prepare >"$WORK/prepare.log" 2>&1 ||
+	{ cat "$WORK/prepare.log" >&2; die "sysbench prepare failed"; }
+
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+for w in $WORKLOADS; do
+	if [ "$WARMUP" -gt 0 ]; then
+		log "warm-up: $w direct ${WARMUP}s"
+		sb "$w" "$DB_PORT" "$WARMUP" run >/dev/null 2>&1 || die "warm-up $w failed"
+	fi
+done
+
+printf '%-18s %-8s %5s %12s %9s %14s\n' workload target round QPS p95_ms proxy_RSS_kB
+for round in $(seq 1 "$ROUNDS"); do
+	for w in $WORKLOADS; do
+		for target in "${TARGETS[@]}"; do
+			out="$WORK/$w.$target.$round.log"
+			if ! sb "$w" "$(port_of "$target")" "$BENCH_TIME" run >"$out" 2>&1; then
+				cat "$out" >&2
+				die "sysbench $w against $target failed"
+			fi
+			qps=$(awk '/queries:/ {gsub(/\(/, "", $3); print $3}' "$out")
+			p95=$(awk '/95th percentile:/ {print $3}' "$out")
+			case $target in
+			haproxy) rss=$(rss_kb "$HAPROXY_PID") ;;
+			das) rss=$(rss_kb "$DAS_PID") ;;
+			*) rss=- ;;
+			esac
+			printf '%-18s %-8s %5s %12s %9s %14s\n' "$w" "$target" "$round" "$qps" "$p95" "$rss"
+			printf '%s\t%s\t%s\t%s\t%s\n' "$w" "$target" "$round" "$qps" "$p95" >>"$RESULTS"
+		done
+	done
+done
+
+echo
+echo "means over $ROUNDS round(s), ${BENCH_TIME}s each, $THREADS threads:"
+awk -F'\t' -v targets="${TARGETS[*]}" '
+	{ q[$1, $2] += $4; p[$1, $2] += $5; n[$1, $2]++; if (!($1 in seen)) { seen[$1] = 1; order[++nw] = $1 } }
+	END {
+		nt = split(targets, t, " ")
+		for (i = 1; i <= nw; i++) {
+			w = order[i]
+			for (j = 1; j <= nt; j++) {
+				k = t[j]; Q[k] = q[w, k] / n[w, k]; P[k] = p[w, k] / n[w, k]
+				printf "  %-18s %-8s QPS %10.1f  p95 %7.3f ms\n", w, k, Q[k], P[k]
+			}
+			printf "  %-18s haproxy/direct QPS %.3f  p95 added %+.0f us\n", w, Q["haproxy"] / Q["direct"], (P["haproxy"] - P["direct"]) * 1000
+			if ("das" in Q)
+				printf "  %-18s das/haproxy    QPS %.3f  p95 added %+.0f us\n", w, Q["das"] / Q["haproxy"], (P["das"] - P["haproxy"]) * 1000
+			delete Q; delete P
+		}
+	}' "$RESULTS"
