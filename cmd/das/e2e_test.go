@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/das-mysql/das/internal/event"
+	"github.com/das-mysql/das/internal/testenv"
 )
 
 var dasBin string
@@ -391,5 +392,41 @@ func TestFollowSeesNewRecords(t *testing.T) {
 	}
 	if !strings.Contains(got[4], "SELECT late 1") {
 		t.Fatalf("last followed event: %s", got[4])
+	}
+}
+
+// TestAWSKMS runs the same commands against a real KMS API server, the way a
+// VPC endpoint is addressed: --kms aws with --kms-endpoint.
+func TestAWSKMS(t *testing.T) {
+	endpoint, _ := testenv.LocalKMS(t)
+	data := t.TempDir()
+	kmsArgs := []string{"--kms", "aws", "--kms-endpoint", endpoint, "--kms-key-id", testenv.KeyAlias, "--kms-region", testenv.Region}
+	r := das(t, strings.NewReader(queries("SELECT aws", 0, 50)), append([]string{"ingest", "--data-dir", data}, kmsArgs...)...)
+	if r.code != 0 {
+		t.Fatalf("ingest: %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(data, "kms", "master.key")); err == nil {
+		t.Fatal("a local master key was made although the stream uses AWS KMS")
+	}
+	r = das(t, nil, append([]string{"consume", "--from", data}, kmsArgs...)...)
+	if r.code != 0 || len(consumed(t, r.stdout)) != 50 {
+		t.Fatalf("consume: %d, %d events, %s", r.code, len(consumed(t, r.stdout)), r.stderr)
+	}
+	r = das(t, nil, append([]string{"verify", "--from", data}, kmsArgs...)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "50 events, every record decrypted") {
+		t.Fatalf("verify: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	// A file of records, as saved from a Kinesis stream, with the resource id
+	// given: how AWS's own DAS records are read.
+	seg := mustGlob(t, filepath.Join(data, "stream", "*.log"))
+	id, _ := os.ReadFile(filepath.Join(data, "stream-id"))
+	r = das(t, nil, append([]string{"consume", "--from", seg, "--stream-id", strings.TrimSpace(string(id))}, kmsArgs...)...)
+	if r.code != 0 || len(consumed(t, r.stdout)) != 50 {
+		t.Fatalf("consume of a record file: %d %s", r.code, r.stderr)
+	}
+	// Records of one stream are not read as another's.
+	r = das(t, nil, append([]string{"consume", "--from", seg, "--stream-id", "cluster-NOTTHISONE"}, kmsArgs...)...)
+	if r.code == 0 || !strings.Contains(r.stderr, "another stream") {
+		t.Fatalf("wrong stream id: %d %s", r.code, r.stderr)
 	}
 }
