@@ -77,7 +77,8 @@ func (s *logSource) next(ctx context.Context) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	return e.Data, "seq " + strconv.FormatUint(e.Seq, 10), nil
+	file, off := s.r.Where()
+	return e.Data, fmt.Sprintf("seq %d (%s offset %d)", e.Seq, file, off), nil
 }
 
 func (s *logSource) close() error { return s.r.Close() }
@@ -129,6 +130,8 @@ func openSource(c *config.Config, cf *config.Flags, from string, pos streamlog.P
 		return nil, err
 	}
 	r.Follow(follow)
+	// A damaged line is reported by the decoder and reading goes on.
+	r.Raw(true)
 	return &logSource{r: r, dir: dir}, nil
 }
 

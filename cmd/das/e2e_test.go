@@ -330,17 +330,24 @@ func TestConsumeReportsWhatItCannotRead(t *testing.T) {
 	}
 	tamper(t, data, func(l []string) []string {
 		l[2] = strings.Replace(l[2], `"key":"`, `"key":"AAAA`, 1)
+		l[3] = "{garbage"
 		return l
 	})
 	r = das(t, nil, "consume", "--from", data)
 	if r.code == 0 {
 		t.Fatal("consume exited 0 with an unreadable record")
 	}
-	if !strings.Contains(r.stderr, "seq 3") || !strings.Contains(r.stderr, "data key cannot be decrypted") {
+	if !strings.Contains(r.stderr, "seq 3 (00000000000000000001.log offset") || !strings.Contains(r.stderr, "data key cannot be decrypted") {
 		t.Fatalf("consume did not name the record: %s", r.stderr)
 	}
-	if n := len(consumed(t, r.stdout)); n != 4 {
-		t.Fatalf("consume printed %d events, want the 4 readable ones", n)
+	if !strings.Contains(r.stderr, "seq 4 (00000000000000000001.log offset") || !strings.Contains(r.stderr, "not a DAS record") {
+		t.Fatalf("consume did not name the corrupted line: %s", r.stderr)
+	}
+	if !strings.Contains(r.stderr, "2 record(s) could not be read") {
+		t.Fatalf("consume did not sum up: %s", r.stderr)
+	}
+	if n := len(consumed(t, r.stdout)); n != 3 {
+		t.Fatalf("consume printed %d events, want the 3 readable ones", n)
 	}
 
 	// Another data dir's key cannot open this stream.
