@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -46,6 +47,19 @@ type Config struct {
 	InstanceID string // instance_id
 	ServerHost string // server_host
 	LogLevel   string // log_level
+
+	// das serve
+	Listen                string        // listen
+	Upstream              string        // upstream: host:port; empty starts an embedded database
+	TLSCert               string        // tls_cert
+	TLSKey                string        // tls_key
+	RequireTLS            bool          // require_tls
+	UpstreamTLS           string        // upstream_tls: auto | off
+	UpstreamTLSCA         string        // upstream_tls_ca
+	UpstreamTLSServerName string        // upstream_tls_server_name
+	UpstreamTLSSkipVerify bool          // upstream_tls_skip_verify
+	MaxPacket             int64         // max_packet
+	ShutdownTimeout       time.Duration // shutdown_timeout
 }
 
 // Defaults returns the embedded defaults: everything works with no file.
@@ -68,6 +82,10 @@ func Defaults() Config {
 		InstanceID:        "das-" + host,
 		ServerHost:        host,
 		LogLevel:          "info",
+		Listen:            "127.0.0.1:3307",
+		UpstreamTLS:       "auto",
+		MaxPacket:         1 << 30,
+		ShutdownTimeout:   30 * time.Second,
 	}
 }
 
@@ -76,6 +94,9 @@ type setting struct {
 	usage string
 	set   func(c *Config, v string) error
 }
+
+// boolFlags are settings given as flags without a value (--require-tls).
+var boolFlags = map[string]bool{"require_tls": true, "upstream_tls_skip_verify": true}
 
 func str(f func(c *Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *f(c) = v; return nil }
@@ -126,6 +147,31 @@ func oneOf(f func(c *Config) *string, choices ...string) func(*Config, string) e
 	}
 }
 
+func boolean(f func(c *Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		*f(c) = b
+		return nil
+	}
+}
+
+func hostPort(f func(c *Config) *string, empty bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v == "" && empty {
+			*f(c) = v
+			return nil
+		}
+		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+			return fmt.Errorf("%q is not HOST:PORT (write 127.0.0.1:3306 or db.internal:3306)", v)
+		}
+		*f(c) = v
+		return nil
+	}
+}
+
 var streamIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
 var settings = []setting{
@@ -160,6 +206,17 @@ var settings = []setting{
 	{"instance_id", "instanceId in each record's payload", str(func(c *Config) *string { return &c.InstanceID })},
 	{"server_host", "serverHost of the events this das captures", str(func(c *Config) *string { return &c.ServerHost })},
 	{"log_level", "debug, info, warn or error", oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
+	{"listen", "serve: address MySQL clients connect to", hostPort(func(c *Config) *string { return &c.Listen }, false)},
+	{"upstream", "serve: the database, HOST:PORT (empty: start an embedded database)", hostPort(func(c *Config) *string { return &c.Upstream }, true)},
+	{"tls_cert", "serve: the proxy's certificate for clients (PEM; default: self-signed in the data dir)", str(func(c *Config) *string { return &c.TLSCert })},
+	{"tls_key", "serve: the key of tls_cert (PEM)", str(func(c *Config) *string { return &c.TLSKey })},
+	{"require_tls", "serve: refuse clients that do not use TLS", boolean(func(c *Config) *bool { return &c.RequireTLS })},
+	{"upstream_tls", "serve: auto (TLS to the database when the client uses TLS and the database offers it) or off", oneOf(func(c *Config) *string { return &c.UpstreamTLS }, "auto", "off")},
+	{"upstream_tls_ca", "serve: CA file to verify the database's certificate (default: system roots)", str(func(c *Config) *string { return &c.UpstreamTLSCA })},
+	{"upstream_tls_server_name", "serve: name to verify in the database's certificate (default: the upstream host)", str(func(c *Config) *string { return &c.UpstreamTLSServerName })},
+	{"upstream_tls_skip_verify", "serve: do not verify the database's certificate (unsafe)", boolean(func(c *Config) *bool { return &c.UpstreamTLSSkipVerify })},
+	{"max_packet", "serve: close a session that sends a larger packet", size(func(c *Config) *int64 { return &c.MaxPacket }, 1024)},
+	{"shutdown_timeout", "serve: how long sessions may finish after SIGTERM", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0)},
 }
 
 func lookup(name string) *setting {
@@ -183,6 +240,10 @@ func Register(fs *flag.FlagSet) *Flags {
 	f := &Flags{fs: fs}
 	f.config = fs.String("config", "", "YAML config file with the same settings (flags override it)")
 	for _, s := range settings {
+		if boolFlags[s.name] {
+			fs.Bool(FlagName(s.name), false, s.usage)
+			continue
+		}
 		fs.String(FlagName(s.name), "", s.usage)
 	}
 	return f

@@ -113,3 +113,19 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestServeSettings(t *testing.T) {
+	c, err := load(t, "upstream: db.internal:3306\nrequire_tls: true\nshutdown_timeout: 5s\n", "--listen", "0.0.0.0:3307", "--upstream-tls-skip-verify")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Upstream != "db.internal:3306" || !c.RequireTLS || !c.UpstreamTLSSkipVerify || c.Listen != "0.0.0.0:3307" || c.ShutdownTimeout != 5*time.Second {
+		t.Fatalf("%+v", c)
+	}
+	if _, err := load(t, "upstream: db.internal\n"); err == nil || !strings.Contains(err.Error(), "upstream: \"db.internal\" is not HOST:PORT") {
+		t.Fatalf("upstream without port: %v", err)
+	}
+	if _, err := load(t, "require_tls: maybe\n"); err == nil || !strings.Contains(err.Error(), "require_tls") {
+		t.Fatalf("bad bool: %v", err)
+	}
+}
