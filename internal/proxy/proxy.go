@@ -1,0 +1,318 @@
+// Package proxy is das's transparent MySQL wire-protocol proxy: it relays
+// every session between clients and the real server and records what
+// happens as DAS events.
+//
+// What a session looks like on the stream:
+//
+//   - CONNECT when the login succeeds (dbUserName, databaseName, remote host
+//     and port, clientApplication from the program_name connection
+//     attribute), FAILED_CONNECT when it fails (exitCode and errorMessage from
+//     the server's ERR, or the protocol error / proxy refusal that ended it).
+//     A client that disconnects before sending anything leaves no event
+//     (load-balancer health checks).
+//   - QUERY for each statement outcome: COM_QUERY (one event per result of a
+//     multi-statement or CALL, statementId incrementing), COM_STMT_EXECUTE
+//     (commandText is the prepared SQL, paramList the bound values, NULL as
+//     "NULL"; MariaDB's COM_STMT_BULK_EXECUTE without values), a COM_STMT_PREPARE that fails (a successful prepare is not an
+//     event: its executions are), COM_INIT_DB (as "USE `db`"), and the legacy
+//     COM_CREATE_DB, COM_DROP_DB, COM_PROCESS_KILL (as the equivalent SQL).
+//     COM_PING, COM_QUIT, COM_STATISTICS, COM_FIELD_LIST, COM_SET_OPTION,
+//     COM_RESET_CONNECTION, COM_STMT_CLOSE/RESET/SEND_LONG_DATA and the
+//     successful COM_STMT_PREPARE make no event. An execute that opens a
+//     cursor is recorded when the cursor is exhausted or closed, with the rows
+//     fetched through it.
+//   - COM_CHANGE_USER: a new CONNECT (or FAILED_CONNECT) for the new user.
+//   - DISCONNECT when the session ends, whoever ends it; errorMessage names
+//     the protocol error when one ended it. Statements still waiting for
+//     their answer then are recorded with exitCode "2013" (lost connection).
+//
+// sessionId is the server's connection id, so events match the server's own
+// logs. The database of later events follows COM_INIT_DB, a successful
+// "USE db" statement and a DROP of the current database.
+//
+// Compression is never used: CLIENT_COMPRESS and CLIENT_ZSTD_COMPRESSION are
+// masked in the greeting the client sees and in the response the server sees.
+//
+// TLS: the proxy offers TLS to clients when Options.TLS is set. Towards the
+// server, see UpstreamTLSMode. Sequence ids of the connection phase are
+// renumbered when the proxy consumes or adds an SSLRequest on one side only.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/das-mysql/das/internal/event"
+)
+
+// Sink receives the events of every session. Submit must be safe for
+// concurrent use and must not block; false means the event was dropped.
+type Sink interface {
+	Submit(ev event.Event) bool
+}
+
+// UpstreamTLSMode says when the proxy speaks TLS to the server.
+type UpstreamTLSMode int
+
+const (
+	// UpstreamTLSFollow (the default): TLS to the server when the client
+	// uses TLS, the server offers it and Options.UpstreamTLS is set; a
+	// plaintext client is relayed in plaintext.
+	UpstreamTLSFollow UpstreamTLSMode = iota
+	// UpstreamTLSPreferred: TLS to the server whenever it offers it and
+	// Options.UpstreamTLS is set, also for plaintext clients.
+	UpstreamTLSPreferred
+	// UpstreamTLSRequired: always TLS to the server; a session whose server
+	// does not offer TLS (or with no Options.UpstreamTLS) is refused.
+	UpstreamTLSRequired
+)
+
+// Options configure a Proxy.
+type Options struct {
+	// Upstream is the host:port of the real server.
+	Upstream string
+	// TLS is the proxy's client-facing TLS configuration; nil offers no TLS
+	// to clients.
+	TLS *tls.Config
+	// RequireTLS refuses clients that do not ask for TLS (error 3159).
+	RequireTLS bool
+	// UpstreamTLS is the TLS configuration towards the server (the caller
+	// decides verification); nil keeps the server side plaintext. An empty
+	// ServerName is filled with Upstream's host.
+	UpstreamTLS     *tls.Config
+	UpstreamTLSMode UpstreamTLSMode
+	// MaxPacket is the largest logical packet accepted from either side
+	// (default 1 GiB, MySQL's own limit); a longer one ends the session.
+	MaxPacket int
+	// MaxCommandText cuts commandText to this many bytes (0: no limit).
+	MaxCommandText int
+	// DialTimeout bounds connecting to the server (default 10s).
+	DialTimeout time.Duration
+	// HandshakeTimeout bounds the connection phase, TLS and authentication
+	// included (default 30s).
+	HandshakeTimeout time.Duration
+	// ServerHost is the serverHost of every event.
+	ServerHost string
+	Logger     *slog.Logger
+	Now        func() time.Time
+}
+
+// Stats are counters over the proxy's lifetime.
+type Stats struct {
+	SessionsActive   int64
+	SessionsTotal    uint64
+	BytesFromClients uint64
+	BytesFromServers uint64
+	Events           uint64 // accepted by the sink
+	EventsDropped    uint64 // refused by the sink
+	ProtocolErrors   uint64 // sessions ended by a protocol error
+	Panics           uint64 // sessions ended by a recovered panic (a bug)
+}
+
+// ErrClosed is returned by Serve after Shutdown.
+var ErrClosed = errors.New("proxy: closed")
+
+// Proxy relays MySQL sessions. Its methods are safe for concurrent use.
+type Proxy struct {
+	o    Options
+	sink Sink
+	log  *slog.Logger
+	now  func() time.Time
+	pid  int
+
+	mu        sync.Mutex
+	closing   bool
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	wg        sync.WaitGroup
+
+	nextID         atomic.Uint64
+	active         atomic.Int64
+	total          atomic.Uint64
+	bytesClient    atomic.Uint64
+	bytesServer    atomic.Uint64
+	events         atomic.Uint64
+	dropped        atomic.Uint64
+	protocolErrors atomic.Uint64
+	panics         atomic.Uint64
+}
+
+const (
+	defaultMaxPacket        = 1 << 30
+	defaultDialTimeout      = 10 * time.Second
+	defaultHandshakeTimeout = 30 * time.Second
+)
+
+// New returns a Proxy that relays to o.Upstream and submits events to sink.
+func New(o Options, sink Sink) *Proxy {
+	if o.MaxPacket <= 0 {
+		o.MaxPacket = defaultMaxPacket
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = defaultDialTimeout
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = defaultHandshakeTimeout
+	}
+	if o.UpstreamTLS != nil && o.UpstreamTLS.ServerName == "" && !o.UpstreamTLS.InsecureSkipVerify {
+		if host, _, err := net.SplitHostPort(o.Upstream); err == nil {
+			o.UpstreamTLS = o.UpstreamTLS.Clone()
+			o.UpstreamTLS.ServerName = host
+		}
+	}
+	p := &Proxy{
+		o:         o,
+		sink:      sink,
+		log:       o.Logger,
+		now:       o.Now,
+		pid:       os.Getpid(),
+		listeners: make(map[net.Listener]struct{}),
+		sessions:  make(map[*session]struct{}),
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	return p
+}
+
+// Serve accepts sessions on ln until ln is closed, ctx ends or Shutdown is
+// called; it then closes ln and returns (nil, or ErrClosed after Shutdown).
+// Sessions already running go on: Shutdown ends them.
+func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
+	p.mu.Lock()
+	if p.closing {
+		p.mu.Unlock()
+		ln.Close()
+		return ErrClosed
+	}
+	p.listeners[ln] = struct{}{}
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.listeners, ln)
+		p.mu.Unlock()
+		ln.Close()
+	}()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+
+	var backoff time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			p.mu.Lock()
+			closing := p.closing
+			p.mu.Unlock()
+			switch {
+			case closing:
+				return ErrClosed
+			case ctx.Err() != nil || errors.Is(err, net.ErrClosed):
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Out of file descriptors and the like: wait, do not spin.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				p.log.Warn("proxy: accept", "err", err, "retry_in", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("proxy: accept: %w", err)
+		}
+		backoff = 0
+		s := p.newSession(conn)
+		p.mu.Lock()
+		if p.closing {
+			p.mu.Unlock()
+			conn.Close()
+			return ErrClosed
+		}
+		p.sessions[s] = struct{}{}
+		p.wg.Add(1)
+		p.mu.Unlock()
+		go p.run(s)
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (p *Proxy) run(s *session) {
+	p.active.Add(1)
+	p.total.Add(1)
+	defer func() {
+		p.mu.Lock()
+		delete(p.sessions, s)
+		p.mu.Unlock()
+		p.active.Add(-1)
+		p.wg.Done()
+	}()
+	s.run()
+}
+
+// Shutdown stops accepting, waits for the sessions to end until ctx is done,
+// then closes the remaining ones (each still records its DISCONNECT) and
+// waits for them. It returns ctx's error when it had to close sessions.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	p.closing = true
+	for ln := range p.listeners {
+		ln.Close()
+	}
+	p.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	for s := range p.sessions {
+		s.abort(errShutdown)
+	}
+	p.mu.Unlock()
+	<-done
+	return ctx.Err()
+}
+
+var errShutdown = errors.New("das: proxy shutting down")
+
+// Stats returns the proxy's counters.
+func (p *Proxy) Stats() Stats {
+	return Stats{
+		SessionsActive:   p.active.Load(),
+		SessionsTotal:    p.total.Load(),
+		BytesFromClients: p.bytesClient.Load(),
+		BytesFromServers: p.bytesServer.Load(),
+		Events:           p.events.Load(),
+		EventsDropped:    p.dropped.Load(),
+		ProtocolErrors:   p.protocolErrors.Load(),
+		Panics:           p.panics.Load(),
+	}
+}
+
+func (p *Proxy) submit(ev event.Event) {
+	if p.sink.Submit(ev) {
+		p.events.Add(1)
+	} else {
+		p.dropped.Add(1)
+	}
+}

@@ -1,0 +1,810 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"database/sql"
+	"encoding/binary"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/das-mysql/das/internal/event"
+	"github.com/das-mysql/das/internal/mysql"
+	"github.com/das-mysql/das/internal/testenv"
+)
+
+// TestMariaDB runs real clients through the proxy in front of one real
+// MariaDB and checks both what the clients get (the same as directly) and
+// the events.
+func TestMariaDB(t *testing.T) {
+	srv := testenv.MariaDB(t)
+	root := openDB(t, config("root", srv.RootPassword(), srv.Addr(), ""))
+	for _, q := range []string{
+		"INSTALL SONAME 'auth_ed25519'",
+		"CREATE USER 'ed'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('edpw')",
+		"GRANT ALL ON dastest.* TO 'ed'@'%'",
+		"CREATE DATABASE db2",
+	} {
+		mustExec(t, root, q)
+	}
+	direct := openDB(t, config(testenv.TestUser, srv.UserPassword(), srv.Addr(), testenv.TestDatabase))
+	userCfg := func(addr string) *gomysql.Config {
+		return config(testenv.TestUser, srv.UserPassword(), addr, testenv.TestDatabase)
+	}
+
+	t.Run("TextProtocol", func(t *testing.T) {
+		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+		var dr dialRecorder
+		c := userCfg(addr)
+		c.DialFunc = dr.dial
+		c.ConnectionAttributes = "program_name:proxytest"
+		db := openDB(t, c)
+		db.SetMaxOpenConns(1)
+		id := connectionID(t, db)
+		mustExec(t, db, "CREATE TABLE t_text (id INT PRIMARY KEY, name VARCHAR(20), v DOUBLE, d DATETIME(6), b BLOB)")
+		res := mustExec(t, db, `INSERT INTO t_text VALUES (1, 'one', 1.5, '2024-01-02 03:04:05.123456', x'00ff'), (2, 'it''s', NULL, NULL, NULL), (3, '', -0.25, '1999-12-31 23:59:59', '')`)
+		if n, _ := res.RowsAffected(); n != 3 {
+			t.Fatalf("rows affected %d, want 3", n)
+		}
+		const sel = "SELECT * FROM t_text ORDER BY id"
+		if got, want := rows(t, db, sel), rows(t, direct, sel); !reflect.DeepEqual(got, want) {
+			t.Fatalf("through the proxy %q, directly %q", got, want)
+		}
+		_, perr := db.Exec("SELECT * FROM no_such_table")
+		_, derr := direct.Exec("SELECT * FROM no_such_table")
+		if pe, de := mysqlErr(perr), mysqlErr(derr); pe == nil || de == nil || *pe != *de {
+			t.Fatalf("error through the proxy %v, directly %v", perr, derr)
+		}
+
+		local := dr.last().LocalAddr().(*net.TCPAddr)
+		conn := sink.wait(t, "CONNECT", bySession(id, event.CommandConnect))
+		if conn.DBUserName != testenv.TestUser || conn.DatabaseName != testenv.TestDatabase ||
+			conn.RemoteHost != "127.0.0.1" || conn.RemotePort != strconv.Itoa(local.Port) ||
+			conn.ClientApplication == nil || *conn.ClientApplication != "proxytest" ||
+			conn.ExitCode != "0" || conn.ServerHost != "test-server" ||
+			!strings.HasPrefix(conn.ServerVersion, "MariaDB 10.") || conn.CommandText != "" {
+			t.Errorf("CONNECT event wrong:\n%s", dumpEvents([]event.Event{conn}))
+			t.Logf("remote %s:%s app %v version %q", conn.RemoteHost, conn.RemotePort, conn.ClientApplication, conn.ServerVersion)
+		}
+		ins := sink.wait(t, "INSERT", func(e event.Event) bool {
+			return e.SessionID == id && strings.HasPrefix(e.CommandText, "INSERT INTO t_text")
+		})
+		if ins.RowCount != 3 || ins.ExitCode != "0" || ins.ErrorMessage != "" || ins.DatabaseName != testenv.TestDatabase ||
+			ins.ParamList != nil || ins.DBUserName != testenv.TestUser || ins.RemotePort != conn.RemotePort {
+			t.Errorf("INSERT event wrong:\n%s", dumpEvents([]event.Event{ins}))
+		}
+		if !ins.StartTime.Before(ins.EndTime.Time) && !ins.StartTime.Equal(ins.EndTime.Time) || !ins.LogTime.Equal(ins.EndTime.Time) {
+			t.Errorf("INSERT times: start %v end %v log %v", ins.StartTime, ins.EndTime, ins.LogTime)
+		}
+		s := sink.wait(t, "SELECT", queryText(id, sel))
+		if s.RowCount != 3 || s.ExitCode != "0" || s.StatementID <= ins.StatementID {
+			t.Errorf("SELECT event wrong:\n%s", dumpEvents([]event.Event{s}))
+		}
+		e := sink.wait(t, "failing SELECT", queryText(id, "SELECT * FROM no_such_table"))
+		if de := mysqlErr(derr); e.ExitCode != "1146" || e.ErrorMessage != de.Message || e.RowCount != 0 {
+			t.Errorf("failing SELECT event wrong:\n%s", dumpEvents([]event.Event{e}))
+		}
+		db.Close()
+		d := sink.wait(t, "DISCONNECT", bySession(id, event.CommandDisconnect))
+		if d.ErrorMessage != "" || d.DBUserName != testenv.TestUser {
+			t.Errorf("DISCONNECT event wrong:\n%s", dumpEvents([]event.Event{d}))
+		}
+		if last := sink.filter(func(e event.Event) bool { return e.SessionID == id }); last[len(last)-1].Command != event.CommandDisconnect {
+			t.Errorf("DISCONNECT is not the session's last event:\n%s", dumpEvents(last))
+		}
+	})
+
+	t.Run("PreparedStatements", func(t *testing.T) {
+		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+		db := openDB(t, userCfg(addr))
+		db.SetMaxOpenConns(1)
+		id := connectionID(t, db)
+		mustExec(t, db, "CREATE TABLE t_ps (id BIGINT, u BIGINT UNSIGNED, f DOUBLE, ok BOOL, s VARCHAR(40), b VARBINARY(10), d DATETIME(6), n INT)")
+		const ins = "INSERT INTO t_ps VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+		stmt, err := db.Prepare(ins)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stmt.Close()
+		when := time.Date(2024, 1, 2, 3, 4, 5, 123456000, time.UTC)
+		args := []any{int64(-42), uint64(18446744073709551615), 3.25, true, "it's \"q\"", []byte{0, 1, 2, 0xff}, when, nil}
+		if _, err := stmt.Exec(args...); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stmt.Exec(int64(7), uint64(0), -1e300, false, "", []byte{}, when.Add(time.Hour), 5); err != nil {
+			t.Fatal(err)
+		}
+		const sel = "SELECT * FROM t_ps WHERE id = ? OR u = ? ORDER BY id"
+		got := rows(t, db, sel, int64(-42), uint64(0))
+		if want := rows(t, direct, sel, int64(-42), uint64(0)); !reflect.DeepEqual(got, want) || len(got) != 2 {
+			t.Fatalf("through the proxy %q, directly %q", got, want)
+		}
+
+		execs := sink.filter(queryText(id, ins))
+		if len(execs) != 2 {
+			t.Fatalf("%d INSERT events, want 2:\n%s", len(execs), dumpEvents(sink.all()))
+		}
+		wantParams := [][]string{
+			{"-42", "18446744073709551615", "3.25", "1", "it's \"q\"", "\x00\x01\x02\xff", "2024-01-02 03:04:05.123456", "NULL"},
+			{"7", "0", "-1e+300", "0", "", "", "2024-01-02 04:04:05.123456", "5"},
+		}
+		for i, e := range execs {
+			if !reflect.DeepEqual(e.ParamList, wantParams[i]) || e.RowCount != 1 || e.ExitCode != "0" {
+				t.Errorf("execute %d: params %q rows %d exit %s, want params %q", i, e.ParamList, e.RowCount, e.ExitCode, wantParams[i])
+			}
+		}
+		s := sink.wait(t, "prepared SELECT", queryText(id, sel))
+		if s.RowCount != 2 || !reflect.DeepEqual(s.ParamList, []string{"-42", "0"}) {
+			t.Errorf("prepared SELECT event wrong: %q\n%s", s.ParamList, dumpEvents([]event.Event{s}))
+		}
+		// A prepare the server refuses is recorded; a successful one is not.
+		if _, err := db.Prepare("SELECT nope FROM t_ps WHERE id = ?"); mysqlErr(err) == nil || mysqlErr(err).Number != 1054 {
+			t.Fatalf("prepare of a bad column: %v", err)
+		}
+		bad := sink.wait(t, "failed prepare", queryText(id, "SELECT nope FROM t_ps WHERE id = ?"))
+		if bad.ExitCode != "1054" {
+			t.Errorf("failed prepare event: exit %s", bad.ExitCode)
+		}
+	})
+
+	t.Run("MultiStatements", func(t *testing.T) {
+		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+		c := userCfg(addr)
+		c.MultiStatements = true
+		db := openDB(t, c)
+		db.SetMaxOpenConns(1)
+		id := connectionID(t, db)
+		mustExec(t, db, "CREATE TABLE t_multi (id INT)")
+		q := "INSERT INTO t_multi VALUES (1),(2),(3); SELECT id FROM t_multi WHERE id > 1 ORDER BY id; DELETE FROM t_multi WHERE id = 1;SELECT 'a;b'"
+		rs, err := db.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sets [][][]string
+		for {
+			sets = append(sets, scanAll(t, rs))
+			if !rs.NextResultSet() {
+				break
+			}
+		}
+		rs.Close()
+		want := [][][]string{{{"2"}, {"3"}}, {{"a;b"}}}
+		if !reflect.DeepEqual(sets, want) {
+			t.Fatalf("result sets %q, want %q", sets, want)
+		}
+		texts := []string{"INSERT INTO t_multi VALUES (1),(2),(3)", "SELECT id FROM t_multi WHERE id > 1 ORDER BY id", "DELETE FROM t_multi WHERE id = 1", "SELECT 'a;b'"}
+		counts := []int64{3, 2, 1, 1}
+		var prev int64
+		for i, text := range texts {
+			e := sink.wait(t, text, queryText(id, text))
+			if e.RowCount != counts[i] || e.ExitCode != "0" || e.StatementID != prev+1 && prev != 0 {
+				t.Errorf("statement %d: rows %d (want %d), exit %s, id %d after %d", i, e.RowCount, counts[i], e.ExitCode, e.StatementID, prev)
+			}
+			prev = e.StatementID
+		}
+		// An error stops the batch; the statements before it are recorded.
+		_, err = db.Exec("DELETE FROM t_multi; SELECT * FROM nope; SELECT 1")
+		if me := mysqlErr(err); me == nil || me.Number != 1146 {
+			t.Fatalf("failing batch: %v", err)
+		}
+		sink.wait(t, "DELETE before the error", queryText(id, "DELETE FROM t_multi"))
+		if e := sink.wait(t, "the failing statement", queryText(id, "SELECT * FROM nope")); e.ExitCode != "1146" {
+			t.Errorf("failing statement exit %s", e.ExitCode)
+		}
+	})
+
+	t.Run("TLS", func(t *testing.T) {
+		certs := srv.Certs()
+		_, _, proxyCert := certs.IssueServer(t, "proxy", "127.0.0.1")
+		proxyTLS := &tls.Config{Certificates: []tls.Certificate{proxyCert}, MinVersion: tls.VersionTLS12}
+		upTLS := &tls.Config{RootCAs: certs.CAPool, MinVersion: tls.VersionTLS12}
+		tests := []struct {
+			name      string
+			clientTLS bool
+			upstream  *tls.Config
+			mode      UpstreamTLSMode
+			serverTLS bool
+		}{
+			{"both", true, upTLS, UpstreamTLSFollow, true},
+			{"client TLS, server plaintext", true, nil, UpstreamTLSFollow, false},
+			{"client plaintext, server TLS", false, upTLS, UpstreamTLSPreferred, true},
+			{"neither", false, upTLS, UpstreamTLSFollow, false},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, addr, sink := startProxy(t, Options{Upstream: srv.Addr(), TLS: proxyTLS, UpstreamTLS: tt.upstream, UpstreamTLSMode: tt.mode})
+				// Two plugins: native password in the response, and
+				// ed25519 reached through an auth switch.
+				for _, u := range []struct{ user, pw string }{{testenv.TestUser, srv.UserPassword()}, {"ed", "edpw"}} {
+					c := config(u.user, u.pw, addr, testenv.TestDatabase)
+					var handshakes atomic.Int32
+					if tt.clientTLS {
+						ct := certs.ClientTLS("127.0.0.1")
+						ct.VerifyConnection = func(tls.ConnectionState) error { handshakes.Add(1); return nil }
+						c.TLS = ct
+					}
+					db := openDB(t, c)
+					db.SetMaxOpenConns(1)
+					got := rows(t, db, "SHOW SESSION STATUS LIKE 'Ssl_version'")
+					if len(got) != 1 || (got[0][1] != "") != tt.serverTLS {
+						t.Errorf("%s: server-side Ssl_version %q, want TLS %v", u.user, got, tt.serverTLS)
+					}
+					if tt.clientTLS != (handshakes.Load() > 0) {
+						t.Errorf("%s: client TLS handshakes %d", u.user, handshakes.Load())
+					}
+					id := connectionID(t, db)
+					if e := sink.wait(t, "CONNECT", bySession(id, event.CommandConnect)); e.DBUserName != u.user {
+						t.Errorf("CONNECT user %q, want %q", e.DBUserName, u.user)
+					}
+					// Wrong password through the same path.
+					c2 := *c
+					c2.Passwd = "wrong"
+					if err := openDB(t, &c2).Ping(); mysqlErr(err) == nil || mysqlErr(err).Number != 1045 {
+						t.Errorf("%s with a wrong password: %v, want error 1045", u.user, err)
+					}
+					user := u.user
+					sink.wait(t, "FAILED_CONNECT", func(e event.Event) bool {
+						return e.Command == event.CommandFailedConnect && e.DBUserName == user && e.ExitCode == "1045"
+					})
+				}
+			})
+		}
+		t.Run("RequireTLS", func(t *testing.T) {
+			_, addr, sink := startProxy(t, Options{Upstream: srv.Addr(), TLS: proxyTLS, RequireTLS: true})
+			err := openDB(t, userCfg(addr)).Ping()
+			if me := mysqlErr(err); me == nil || me.Number != 3159 {
+				t.Fatalf("plaintext client with RequireTLS: %v, want error 3159", err)
+			}
+			e := sink.wait(t, "FAILED_CONNECT", func(e event.Event) bool { return e.Command == event.CommandFailedConnect })
+			if e.ExitCode != "3159" || e.DBUserName != testenv.TestUser {
+				t.Errorf("FAILED_CONNECT wrong:\n%s", dumpEvents([]event.Event{e}))
+			}
+			c := userCfg(addr)
+			c.TLS = certs.ClientTLS("127.0.0.1")
+			if err := openDB(t, c).Ping(); err != nil {
+				t.Fatalf("TLS client with RequireTLS: %v", err)
+			}
+		})
+	})
+
+	t.Run("Blob20MiB", func(t *testing.T) {
+		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr(), MaxCommandText: 1000})
+		db := openDB(t, userCfg(addr))
+		db.SetMaxOpenConns(1)
+		id := connectionID(t, db)
+		mustExec(t, db, "CREATE TABLE t_blob (id INT, b LONGBLOB)")
+		blob := make([]byte, 20<<20)
+		rand.Read(blob)
+		// Inline in one COM_STMT_EXECUTE of more than 16 MiB.
+		if _, err := db.Exec("INSERT INTO t_blob VALUES (?, ?)", 1, blob); err != nil {
+			t.Fatal(err)
+		}
+		// Through COM_STMT_SEND_LONG_DATA: a driver with a small packet limit.
+		c := userCfg(addr)
+		c.MaxAllowedPacket = 4 << 20
+		small := openDB(t, c)
+		if _, err := small.Exec("INSERT INTO t_blob VALUES (?, ?)", 2, blob); err != nil {
+			t.Fatal(err)
+		}
+		want := sha256.Sum256(blob)
+		for _, q := range []struct {
+			db   *sql.DB
+			text string
+			args []any
+		}{
+			{db, "SELECT b FROM t_blob ORDER BY id", nil},                   // text protocol
+			{db, "SELECT b FROM t_blob WHERE id > ? ORDER BY id", []any{0}}, // binary protocol
+			{direct, "SELECT b FROM t_blob ORDER BY id", nil},
+		} {
+			got := rows(t, q.db, q.text, q.args...)
+			if len(got) != 2 {
+				t.Fatalf("%s: %d rows", q.text, len(got))
+			}
+			for _, r := range got {
+				if sha256.Sum256([]byte(r[0])) != want {
+					t.Fatalf("%s: blob of %d bytes differs", q.text, len(r[0]))
+				}
+			}
+		}
+		e := sink.wait(t, "blob INSERT", queryText(id, "INSERT INTO t_blob VALUES (?, ?)"))
+		// Values are cut like commandText: at most 1000 bytes, on a UTF-8
+		// boundary (up to 3 bytes less).
+		if e.RowCount != 1 || len(e.ParamList) != 2 || e.ParamList[0] != "1" ||
+			len(e.ParamList[1]) < 997 || len(e.ParamList[1]) > 1000 || !bytes.HasPrefix(blob, []byte(e.ParamList[1])) {
+			t.Errorf("blob INSERT event: rows %d, params %d", e.RowCount, len(e.ParamList))
+		}
+		if e := sink.wait(t, "blob SELECT", queryText(id, "SELECT b FROM t_blob ORDER BY id")); e.RowCount != 2 {
+			t.Errorf("blob SELECT rows %d", e.RowCount)
+		}
+	})
+
+	t.Run("LoadDataLocalInfile", func(t *testing.T) {
+		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+		c := userCfg(addr)
+		c.AllowAllFiles = true
+		db := openDB(t, c)
+		db.SetMaxOpenConns(1)
+		id := connectionID(t, db)
+		mustExec(t, db, "CREATE TABLE t_load (id INT, name VARCHAR(20))")
+		path := filepath.Join(t.TempDir(), "data.tsv")
+		var b bytes.Buffer
+		for i := range 5000 {
+			fmt.Fprintf(&b, "%d\tname%d\n", i, i)
+		}
+		if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		q := fmt.Sprintf("LOAD DATA LOCAL INFILE '%s' INTO TABLE t_load", path)
+		res := mustExec(t, db, q)
+		if n, _ := res.RowsAffected(); n != 5000 {
+			t.Fatalf("rows affected %d", n)
+		}
+		if got := rows(t, direct, "SELECT COUNT(*), SUM(id) FROM t_load"); got[0][0] != "5000" || got[0][1] != "12497500" {
+			t.Fatalf("table holds %q", got)
+		}
+		if e := sink.wait(t, "LOAD DATA", queryText(id, q)); e.RowCount != 5000 || e.ExitCode != "0" {
+			t.Errorf("LOAD DATA event: rows %d exit %s", e.RowCount, e.ExitCode)
+		}
+		// The session goes on.
+		if got := rows(t, db, "SELECT 1"); got[0][0] != "1" {
+			t.Fatal(got)
+		}
+	})
+
+	t.Run("WrongPasswordAndPrivileges", func(t *testing.T) {
+		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+		c := userCfg(addr)
+		c.Passwd = "not-the-password"
+		perr := openDB(t, c).Ping()
+		dc := userCfg(srv.Addr())
+		dc.Passwd = "not-the-password"
+		derr := openDB(t, dc).Ping()
+		if pe, de := mysqlErr(perr), mysqlErr(derr); pe == nil || de == nil || *pe != *de || pe.Number != 1045 {
+			t.Fatalf("wrong password through the proxy %v, directly %v", perr, derr)
+		}
+		f := sink.wait(t, "FAILED_CONNECT", func(e event.Event) bool { return e.Command == event.CommandFailedConnect })
+		if f.ExitCode != "1045" || f.ErrorMessage != mysqlErr(derr).Message || f.DBUserName != testenv.TestUser ||
+			f.DatabaseName != testenv.TestDatabase || f.RemoteHost != "127.0.0.1" || f.SessionID == "" {
+			t.Errorf("FAILED_CONNECT wrong:\n%s", dumpEvents([]event.Event{f}))
+		}
+		if n := len(sink.filter(func(e event.Event) bool { return e.Command == event.CommandDisconnect })); n != 0 {
+			t.Errorf("%d DISCONNECT events after a failed login", n)
+		}
+
+		db := openDB(t, userCfg(addr))
+		db.SetMaxOpenConns(1)
+		id := connectionID(t, db)
+		const q = "SELECT * FROM mysql.user"
+		_, perr = db.Query(q)
+		_, derr = direct.Query(q)
+		if pe, de := mysqlErr(perr), mysqlErr(derr); pe == nil || de == nil || *pe != *de || pe.Number != 1142 {
+			t.Fatalf("no privilege through the proxy %v, directly %v", perr, derr)
+		}
+		if e := sink.wait(t, "denied SELECT", queryText(id, q)); e.ExitCode != "1142" || e.ErrorMessage != mysqlErr(derr).Message {
+			t.Errorf("denied SELECT event:\n%s", dumpEvents([]event.Event{e}))
+		}
+	})
+
+	t.Run("MariaDBClient", func(t *testing.T) {
+		certs := srv.Certs()
+		_, _, proxyCert := certs.IssueServer(t, "proxy-cli", "127.0.0.1")
+		_, addr, sink := startProxy(t, Options{
+			Upstream:    srv.Addr(),
+			TLS:         &tls.Config{Certificates: []tls.Certificate{proxyCert}},
+			UpstreamTLS: &tls.Config{RootCAs: certs.CAPool},
+		})
+		_, port, _ := net.SplitHostPort(addr)
+		mustExec(t, root, "CREATE TABLE IF NOT EXISTS db2.cli (id INT, s VARCHAR(10))")
+		mustExec(t, root, "INSERT INTO db2.cli VALUES (1, 'a'), (2, NULL), (3, 'tab\there')")
+		script := "use db2; SELECT DATABASE(); SELECT * FROM cli ORDER BY id; SELECT 1/0, 'x'"
+		want, err := srv.Client(t, "--batch", "-e", script)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ssl := range []bool{false, true} {
+			args := []string{"--batch", "-e", script}
+			if ssl {
+				args = append([]string{"--ssl", "--ssl-ca=" + certs.CAFile, "--ssl-verify-server-cert"}, args...)
+			}
+			got, err := runClient(t, port, "root", srv.RootPassword(), args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("ssl=%v: through the proxy:\n%s\ndirectly:\n%s", ssl, got, want)
+			}
+			if ssl {
+				out, err := runClient(t, port, "root", srv.RootPassword(), "--ssl", "--ssl-ca="+certs.CAFile,
+					"--batch", "--skip-column-names", "-e", "SHOW SESSION STATUS LIKE 'Ssl_version'")
+				if err != nil || !strings.Contains(out, "TLS") {
+					t.Errorf("server side of a TLS CLI session: %q %v", out, err)
+				}
+			}
+		}
+		sel := sink.filter(func(e event.Event) bool { return e.CommandText == "SELECT * FROM cli ORDER BY id" })
+		if len(sel) != 2 {
+			t.Fatalf("%d SELECT events, want 2:\n%s", len(sel), dumpEvents(sink.all()))
+		}
+		for _, e := range sel {
+			if e.DatabaseName != "db2" || e.RowCount != 3 || e.DBUserName != "root" {
+				t.Errorf("CLI SELECT event:\n%s", dumpEvents([]event.Event{e}))
+			}
+			use := sink.wait(t, "USE", queryText(e.SessionID, "USE `db2`"))
+			if use.DatabaseName != "db2" || use.ExitCode != "0" {
+				t.Errorf("USE event:\n%s", dumpEvents([]event.Event{use}))
+			}
+			conn := sink.wait(t, "CONNECT", bySession(e.SessionID, event.CommandConnect))
+			if conn.ClientApplication == nil || *conn.ClientApplication == "" {
+				t.Errorf("CLI CONNECT without clientApplication")
+			}
+			sink.wait(t, "DISCONNECT", bySession(e.SessionID, event.CommandDisconnect))
+		}
+	})
+
+	t.Run("ClientDropsMidResult", func(t *testing.T) {
+		p, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+		other := openDB(t, userCfg(addr))
+		other.SetMaxOpenConns(1)
+		otherID := connectionID(t, other)
+
+		var dr dialRecorder
+		c := userCfg(addr)
+		c.DialFunc = dr.dial
+		db := openDB(t, c)
+		db.SetMaxOpenConns(1)
+		id := connectionID(t, db)
+		const q = "SELECT seq, REPEAT('x', 100) FROM seq_1_to_2000000"
+		rs, err := db.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rs.Next() {
+			t.Fatal("no first row")
+		}
+		dr.last().Close()
+		rs.Close()
+		d := sink.wait(t, "DISCONNECT", bySession(id, event.CommandDisconnect))
+		if d.ErrorMessage != "" {
+			t.Errorf("DISCONNECT after a client drop: %q", d.ErrorMessage)
+		}
+		e := sink.wait(t, "interrupted SELECT", queryText(id, q))
+		if e.ExitCode != "2013" || !strings.Contains(e.ErrorMessage, "before the server's answer was complete") {
+			t.Errorf("interrupted SELECT event:\n%s", dumpEvents([]event.Event{e}))
+		}
+		if got := rows(t, other, "SELECT COUNT(*) FROM seq_1_to_10"); got[0][0] != "10" {
+			t.Fatal(got)
+		}
+		sink.wait(t, "other session's query", queryText(otherID, "SELECT COUNT(*) FROM seq_1_to_10"))
+		if p.Stats().ProtocolErrors != 0 {
+			t.Errorf("a dropped client counted as a protocol error")
+		}
+	})
+
+	t.Run("BadHandshake", func(t *testing.T) {
+		p, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+		other := openDB(t, userCfg(addr))
+		other.SetMaxOpenConns(1)
+		if err := other.Ping(); err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			name string
+			send []byte
+		}{
+			{"http", []byte("GET / HTTP/1.1\r\nHost: db\r\n\r\n")},
+			{"wrong sequence id", append([]byte{40, 0, 0, 7}, make([]byte, 40)...)},
+			{"truncated response", append(append([]byte{34, 0, 0, 1, 0x0d, 0xa2, 0x3a, 0}, make([]byte, 28)...), 'a', 'b')},
+			{"too long", []byte{0xff, 0xff, 0xff, 1, 1, 2, 3}},
+		}
+		for i, tt := range tests {
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			greeting, _, err := readPacketRaw(conn)
+			if err != nil || greeting[0] != 10 {
+				t.Fatalf("%s: greeting %q %v", tt.name, greeting, err)
+			}
+			conn.Write(tt.send)
+			rest, _ := io.ReadAll(conn)
+			conn.Close()
+			if len(rest) < 7 || rest[4] != 0xff || rest[5] != byte(codeHandshakeError&0xff) {
+				t.Errorf("%s: the proxy answered %q, want ERR 1043 then close", tt.name, rest)
+			}
+			evs := sink.wait(t, "FAILED_CONNECT", func(e event.Event) bool { return e.Command == event.CommandFailedConnect })
+			_ = evs
+			if n := len(sink.filter(func(e event.Event) bool { return e.Command == event.CommandFailedConnect })); n != i+1 {
+				t.Errorf("%s: %d FAILED_CONNECT events, want %d", tt.name, n, i+1)
+			}
+		}
+		for _, e := range sink.filter(func(e event.Event) bool { return e.Command == event.CommandFailedConnect }) {
+			if e.ExitCode != "1043" || !strings.Contains(e.ErrorMessage, "protocol error from the client") || e.SessionID == "" {
+				t.Errorf("FAILED_CONNECT:\n%s", dumpEvents([]event.Event{e}))
+			}
+		}
+		if got := p.Stats().ProtocolErrors; got != uint64(len(tests)) {
+			t.Errorf("ProtocolErrors %d, want %d", got, len(tests))
+		}
+		// A client that leaves without a word leaves no event.
+		conn, _ := net.Dial("tcp", addr)
+		readPacketRaw(conn)
+		conn.Close()
+		if got := rows(t, other, "SELECT 42"); got[0][0] != "42" {
+			t.Fatal(got)
+		}
+	})
+
+	t.Run("RandomPacketsAfterLogin", func(t *testing.T) {
+		p, addr, sink := startProxy(t, Options{Upstream: srv.Addr(), MaxPacket: 1 << 20})
+		rng := mrand.New(mrand.NewPCG(1, 2))
+		const sessions = 30
+		for i := range sessions {
+			var dr dialRecorder
+			c := userCfg(addr)
+			c.DialFunc = dr.dial
+			db := openDB(t, c)
+			conn, err := db.Conn(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := conn.PingContext(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			raw := dr.last()
+			var b []byte
+			for range 1 + rng.IntN(4) {
+				payload := make([]byte, rng.IntN(64))
+				for j := range payload {
+					payload[j] = byte(rng.UintN(256))
+				}
+				if len(payload) > 0 && rng.IntN(2) == 0 {
+					// A plausible command byte with a random body.
+					cmds := []byte{0x03, 0x02, 0x04, 0x0e, 0x11, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1f, 0xfa}
+					payload[0] = cmds[rng.IntN(len(cmds))]
+				}
+				seq := uint8(0)
+				if rng.IntN(4) == 0 {
+					seq = uint8(rng.UintN(256))
+				}
+				b, _ = mysql.AppendPacket(b, seq, payload)
+			}
+			if i%7 == 0 {
+				b = append(b, 0xff, 0xff, 0x7f, 0) // beyond MaxPacket
+			}
+			raw.SetDeadline(time.Now().Add(150 * time.Millisecond))
+			raw.Write(b)
+			io.Copy(io.Discard, raw)
+			raw.Close()
+			conn.Close()
+			db.Close()
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for p.Stats().SessionsActive != 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		connects := sink.filter(func(e event.Event) bool { return e.Command == event.CommandConnect })
+		disconnects := sink.filter(func(e event.Event) bool { return e.Command == event.CommandDisconnect })
+		if len(connects) != sessions || len(disconnects) != sessions {
+			t.Errorf("%d CONNECT and %d DISCONNECT events, want %d each", len(connects), len(disconnects), sessions)
+		}
+		if p.Stats().ProtocolErrors == 0 {
+			t.Errorf("no protocol errors counted from random packets")
+		}
+		db := openDB(t, userCfg(addr))
+		if got := rows(t, db, "SELECT 7"); got[0][0] != "7" {
+			t.Fatal(got)
+		}
+	})
+
+	t.Run("RawCursorPipelineChangeUser", func(t *testing.T) {
+		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+		rc := dialRaw(t, addr, testenv.TestUser, srv.UserPassword(), testenv.TestDatabase)
+		id := sink.wait(t, "CONNECT", func(e event.Event) bool { return e.Command == event.CommandConnect }).SessionID
+
+		// A cursor: the execute is recorded once the rows are fetched.
+		const q = "SELECT seq FROM seq_1_to_10"
+		evs := rc.command(append([]byte{byte(mysql.ComStmtPrepare)}, q...))
+		if len(evs) != 1 || evs[0].Kind != mysql.EventPrepared {
+			t.Fatalf("prepare: %+v", evs)
+		}
+		stmtID := evs[0].Stmt.ID
+		exec := binary.LittleEndian.AppendUint32([]byte{byte(mysql.ComStmtExecute)}, stmtID)
+		exec = append(exec, mysql.CursorTypeReadOnly, 1, 0, 0, 0)
+		if evs := rc.command(exec); len(evs) != 1 || !evs[0].Cursor {
+			t.Fatalf("execute with a cursor: %+v", evs)
+		}
+		fetched := 0
+		for range 10 {
+			evs := rc.command(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32([]byte{byte(mysql.ComStmtFetch)}, stmtID), 4))
+			fetched += int(evs[0].Rows)
+			if evs[0].OK.Status&mysql.StatusLastRowSent != 0 {
+				break
+			}
+		}
+		if fetched != 10 {
+			t.Fatalf("fetched %d rows", fetched)
+		}
+		if e := sink.wait(t, "cursor execute", queryText(id, q)); e.RowCount != 10 || e.ExitCode != "0" {
+			t.Errorf("cursor execute event:\n%s", dumpEvents([]event.Event{e}))
+		}
+
+		// Pipelined commands: both sent before either answer is read.
+		var b []byte
+		for _, q := range []string{"SELECT seq FROM seq_1_to_3", "DO 1", "SELECT * FROM nope"} {
+			p := append([]byte{byte(mysql.ComQuery)}, q...)
+			if _, err := rc.ms.ClientCommand(p); err != nil {
+				t.Fatal(err)
+			}
+			b, _ = mysql.AppendPacket(b, 0, p)
+		}
+		rc.c.Write(b)
+		for rc.ms.InFlight() > 0 {
+			p, _ := rc.read()
+			if _, err := rc.ms.ServerPacket(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if e := sink.wait(t, "pipelined 1", queryText(id, "SELECT seq FROM seq_1_to_3")); e.RowCount != 3 {
+			t.Errorf("pipelined SELECT rows %d", e.RowCount)
+		}
+		sink.wait(t, "pipelined 2", queryText(id, "DO 1"))
+		if e := sink.wait(t, "pipelined 3", queryText(id, "SELECT * FROM nope")); e.ExitCode != "1146" {
+			t.Errorf("pipelined error exit %s", e.ExitCode)
+		}
+
+		// COM_CHANGE_USER: a new CONNECT; later events carry the new user.
+		if p := rc.changeUser("root", srv.RootPassword(), "db2"); !mysql.IsOK(p) {
+			t.Fatalf("change user: %q", p)
+		}
+		cu := sink.wait(t, "CONNECT of root", func(e event.Event) bool {
+			return e.SessionID == id && e.Command == event.CommandConnect && e.DBUserName == "root"
+		})
+		if cu.DatabaseName != "db2" {
+			t.Errorf("CONNECT after change user: database %q", cu.DatabaseName)
+		}
+		rc.ms = mysql.NewSession(rc.caps)
+		rc.command(append([]byte{byte(mysql.ComQuery)}, "SELECT 2"...))
+		if e := sink.wait(t, "query as root", queryText(id, "SELECT 2")); e.DBUserName != "root" || e.DatabaseName != "db2" {
+			t.Errorf("query after change user:\n%s", dumpEvents([]event.Event{e}))
+		}
+		if p := rc.changeUser(testenv.TestUser, "wrong", ""); !mysql.IsERR(p) {
+			t.Fatalf("change user with a wrong password: %q", p)
+		}
+		f := sink.wait(t, "FAILED_CONNECT", bySession(id, event.CommandFailedConnect))
+		if f.DBUserName != testenv.TestUser || f.ExitCode != "1045" {
+			t.Errorf("failed change user:\n%s", dumpEvents([]event.Event{f}))
+		}
+		rc.c.Close()
+		sink.wait(t, "DISCONNECT", bySession(id, event.CommandDisconnect))
+	})
+
+	t.Run("BadUpstream", func(t *testing.T) {
+		// A server that answers with garbage.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n"))
+				time.Sleep(50 * time.Millisecond)
+				c.Close()
+			}
+		}()
+		_, addr, sink := startProxy(t, Options{Upstream: ln.Addr().String()})
+		err = openDB(t, userCfg(addr)).Ping()
+		if err == nil {
+			t.Fatal("login through a garbage server succeeded")
+		}
+		f := sink.wait(t, "FAILED_CONNECT", func(e event.Event) bool { return e.Command == event.CommandFailedConnect })
+		if f.ErrorMessage == "" || f.ExitCode == "0" {
+			t.Errorf("FAILED_CONNECT for a garbage server:\n%s", dumpEvents([]event.Event{f}))
+		}
+
+		// A server that is not there.
+		dead, _ := net.Listen("tcp", "127.0.0.1:0")
+		deadAddr := dead.Addr().String()
+		dead.Close()
+		_, addr, sink = startProxy(t, Options{Upstream: deadAddr, DialTimeout: time.Second})
+		err = openDB(t, userCfg(addr)).Ping()
+		if me := mysqlErr(err); me == nil || me.Number != 2003 || !strings.Contains(me.Message, deadAddr) {
+			t.Fatalf("login with the server down: %v, want error 2003 naming %s", err, deadAddr)
+		}
+		if f := sink.wait(t, "FAILED_CONNECT", func(e event.Event) bool { return e.Command == event.CommandFailedConnect }); f.ExitCode != "2003" {
+			t.Errorf("FAILED_CONNECT with the server down: exit %s", f.ExitCode)
+		}
+	})
+
+	t.Run("Shutdown", func(t *testing.T) {
+		sink := &memSink{}
+		p := New(Options{Upstream: srv.Addr()}, sink)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- p.Serve(context.Background(), ln) }()
+		var ids []string
+		for range 2 {
+			db := openDB(t, userCfg(ln.Addr().String()))
+			db.SetMaxOpenConns(1)
+			ids = append(ids, connectionID(t, db))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		if err := p.Shutdown(ctx); err != context.DeadlineExceeded {
+			t.Errorf("Shutdown with open sessions: %v", err)
+		}
+		if err := <-served; err != ErrClosed {
+			t.Errorf("Serve: %v", err)
+		}
+		for _, id := range ids {
+			d := sink.wait(t, "DISCONNECT", bySession(id, event.CommandDisconnect))
+			if d.ErrorMessage != errShutdown.Error() {
+				t.Errorf("DISCONNECT message %q", d.ErrorMessage)
+			}
+		}
+		if st := p.Stats(); st.SessionsActive != 0 || st.SessionsTotal != 2 || st.BytesFromClients == 0 || st.BytesFromServers == 0 || st.Events != 6 {
+			t.Errorf("stats after shutdown: %+v", st)
+		}
+		if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+			t.Errorf("still accepting after Shutdown")
+		}
+	})
+}
+
+// runClient runs the mariadb command-line client against the proxy.
+func runClient(t testing.TB, port, user, pw string, args ...string) (string, error) {
+	t.Helper()
+	bin, err := exec.LookPath("mariadb")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("mariadb client not found")
+		}
+		t.Skip("mariadb client not found")
+	}
+	all := append([]string{"--no-defaults", "--protocol=TCP", "--host=127.0.0.1", "--port=" + port,
+		"--user=" + user, "--password=" + pw, "--connect-timeout=10"}, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, all...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("mariadb %v: %w: %s", args, err, stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+// readPacketRaw reads one packet from a raw connection.
+func readPacketRaw(c net.Conn) ([]byte, uint8, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		return nil, 0, err
+	}
+	p := make([]byte, int(hdr[0])|int(hdr[1])<<8|int(hdr[2])<<16)
+	_, err := io.ReadFull(c, p)
+	return p, hdr[3], err
+}

@@ -1,0 +1,474 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/das-mysql/das/internal/event"
+	"github.com/das-mysql/das/internal/mysql"
+)
+
+// relay runs the command phase: this goroutine reads the client, another
+// reads the server. Each direction writes what it reads to the other side
+// unchanged, after showing it to the protocol state machine.
+func (s *session) relay() {
+	srvDone := make(chan error, 1)
+	go func() {
+		err := s.guard(s.serverLoop)
+		s.end(err)
+		srvDone <- err
+	}()
+	s.end(s.guard(s.clientLoop))
+	<-srvDone
+	s.finish()
+}
+
+// clientLoop relays client packets to the server. Packets are read whole
+// (commands are parsed), and written back as the same frames.
+func (s *session) clientLoop() error {
+	small := make([]byte, 0, 4096)
+	buf := small
+	for {
+		payload, seq, err := mysql.ReadPacket(s.cr, buf, s.p.o.MaxPacket)
+		if err != nil {
+			switch {
+			case errors.Is(err, io.EOF):
+				return errClientClosed
+			case errors.Is(err, mysql.ErrSequence), errors.Is(err, mysql.ErrPacketTooLarge):
+				return &protoError{"client", err}
+			}
+			return fmt.Errorf("client connection: %w", err)
+		}
+		s.clientBytes += uint64(len(payload) + mysql.HeaderLen*mysql.FrameCount(len(payload)))
+		if err := s.clientPacket(payload, seq); err != nil {
+			return &protoError{"client", err}
+		}
+		if _, err := mysql.WritePacket(s.sw, seq, payload); err != nil {
+			return fmt.Errorf("server connection: %w", err)
+		}
+		// Flush when the client has nothing more for now: pipelined
+		// commands go out together, nothing waits for more.
+		if s.cr.Buffered() == 0 {
+			if err := s.sw.Flush(); err != nil {
+				return fmt.Errorf("server connection: %w", err)
+			}
+			s.p.bytesClient.Add(s.clientBytes)
+			s.clientBytes = 0
+		}
+		if cap(payload) > keepBuf {
+			buf = small
+		} else {
+			buf = payload[:0]
+		}
+	}
+}
+
+// clientPacket feeds one client packet to the state machine and remembers
+// the command for its event.
+func (s *session) clientPacket(payload []byte, seq uint8) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ms.AwaitingClientData() {
+		return s.ms.ClientPacket(payload)
+	}
+	if seq != 0 {
+		return fmt.Errorf("command with sequence id %d, want 0: %w", seq, mysql.ErrSequence)
+	}
+	now := s.p.now()
+	before := s.ms.InFlight()
+	cmd, err := s.ms.ClientCommand(payload)
+	if err != nil {
+		return err
+	}
+	if s.ms.InFlight() == before { // no answer comes
+		switch cmd.Code {
+		case mysql.ComStmtClose:
+			s.closeCursor(cmd.StmtID, now)
+		case mysql.ComQuit:
+			s.quit = true
+		}
+		return nil
+	}
+	rec := cmdRec{code: cmd.Code, start: now}
+	switch cmd.Code {
+	case mysql.ComQuery:
+		rec.text = cutText(string(cmd.Query), s.p.o.MaxCommandText)
+	case mysql.ComStmtPrepare:
+		rec.text = cutText(string(cmd.Query), s.p.o.MaxCommandText)
+		s.lastPrepare = rec.text
+	case mysql.ComStmtExecute:
+		rec.stmtID = cmd.StmtID
+		if cmd.Stmt != nil {
+			rec.text = cutText(cmd.Stmt.Query, s.p.o.MaxCommandText)
+			rec.stmtID = cmd.Stmt.ID
+		} else if cmd.StmtID == 0xffffffff {
+			// MariaDB's pipelined prepare+execute (statement id -1):
+			// the parameters come with the first server event.
+			rec.text = s.lastPrepare
+		}
+		if cmd.ParamsDecoded {
+			rec.params = paramStrings(cmd.Params, s.p.o.MaxCommandText)
+		}
+		s.closeCursor(rec.stmtID, now)
+	case mysql.ComStmtBulkExecute:
+		// MariaDB's array binding: one event for the batch, without values.
+		if cmd.Stmt != nil {
+			rec.text = cutText(cmd.Stmt.Query, s.p.o.MaxCommandText)
+		}
+	case mysql.ComStmtReset:
+		s.closeCursor(cmd.StmtID, now)
+	case mysql.ComStmtFetch:
+		rec.stmtID = cmd.StmtID
+	case mysql.ComInitDB:
+		rec.arg = string(cmd.Schema)
+		rec.text = "USE " + quoteIdent(rec.arg)
+	case mysql.ComCreateDB:
+		rec.text = "CREATE DATABASE " + quoteIdent(string(cmd.Schema))
+	case mysql.ComDropDB:
+		rec.text = "DROP DATABASE " + quoteIdent(string(cmd.Schema))
+	case mysql.ComProcessKill:
+		rec.text = "KILL " + strconv.FormatUint(uint64(cmd.ConnectionID), 10)
+	case mysql.ComChangeUser:
+		rec.cu = cmd.ChangeUser
+	}
+	s.pend = append(s.pend, rec)
+	return nil
+}
+
+// paramStrings renders bound values for paramList: NULL as "NULL", each
+// value cut like commandText.
+func paramStrings(ps []mysql.Param, max int) []string {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		if p.Null {
+			out[i] = "NULL"
+		} else {
+			out[i] = cutText(p.Value, max)
+		}
+	}
+	return out
+}
+
+// serverLoop relays server frames to the client one by one, without joining
+// continued packets. A frame that fits the read buffer is written from it
+// directly.
+func (s *session) serverLoop() error {
+	var scratch []byte
+	for {
+		hdr, err := s.sr.Peek(mysql.HeaderLen)
+		if err != nil {
+			if errors.Is(err, io.EOF) && len(hdr) == 0 {
+				return errServerClosed
+			}
+			return fmt.Errorf("server connection: %w", err)
+		}
+		n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
+		total := s.srvPacket + n
+		if total > s.p.o.MaxPacket {
+			return &protoError{"server", fmt.Errorf("packet of at least %d bytes exceeds the maximum of %d: %w", total, s.p.o.MaxPacket, mysql.ErrPacketTooLarge)}
+		}
+		if n == mysql.MaxPayload {
+			s.srvPacket = total
+		} else {
+			s.srvPacket = 0
+		}
+		var frame []byte
+		peeked := mysql.HeaderLen+n <= s.sr.Size()
+		if peeked {
+			frame, err = s.sr.Peek(mysql.HeaderLen + n)
+		} else {
+			frame, _, err = mysql.ReadFrame(s.sr, scratch)
+			if cap(frame) <= keepBuf {
+				scratch = frame[:0]
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("server connection: %w", err)
+		}
+		if err := s.serverFrame(frame); err != nil {
+			return &protoError{"server", err}
+		}
+		if _, err := s.cw.Write(frame); err != nil {
+			return fmt.Errorf("client connection: %w", err)
+		}
+		if peeked {
+			_, _ = s.sr.Discard(len(frame))
+		}
+		s.serverBytes += uint64(len(frame))
+		// Flush when the server has sent nothing more for now: a cursor
+		// fetch or a LOCAL INFILE request must reach the client at once.
+		if s.sr.Buffered() == 0 {
+			if err := s.cw.Flush(); err != nil {
+				return fmt.Errorf("client connection: %w", err)
+			}
+			s.p.bytesServer.Add(s.serverBytes)
+			s.serverBytes = 0
+		}
+	}
+}
+
+// serverFrame feeds one server frame to the state machine and records the
+// outcomes it completes.
+func (s *session) serverFrame(frame []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ev, err := s.ms.ServerFrame(frame)
+	if err != nil {
+		return err
+	}
+	if ev.Kind == mysql.EventNone && ev.Exec == nil {
+		return nil
+	}
+	if s.ph == len(s.pend) {
+		// An ERR with no command in flight: the server is about to close
+		// the connection (KILL, wait_timeout, shutdown).
+		if ev.Kind == mysql.EventError {
+			e := ev.Err
+			s.serverErr = &e
+		}
+		return nil
+	}
+	rec := &s.pend[s.ph]
+	if ev.Exec != nil {
+		rec.params = paramStrings(ev.Exec.Params, s.p.o.MaxCommandText)
+	}
+	switch ev.Kind {
+	case mysql.EventOK, mysql.EventError, mysql.EventResultSet, mysql.EventPrepared, mysql.EventText:
+		s.outcome(rec, &ev, s.p.now())
+	}
+	if ev.Done {
+		s.pend[s.ph] = cmdRec{}
+		s.ph++
+		if s.ph == len(s.pend) {
+			s.pend, s.ph = s.pend[:0], 0
+		}
+	}
+	return nil
+}
+
+// outcome records what one server event means for the command in flight.
+func (s *session) outcome(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) {
+	switch rec.code {
+	case mysql.ComQuery, mysql.ComStmtExecute, mysql.ComStmtBulkExecute:
+		r := s.result(rec, ev, now)
+		if rec.code == mysql.ComStmtExecute && ev.Kind == mysql.EventResultSet && ev.Cursor {
+			// The rows come with COM_STMT_FETCH: record the statement
+			// when its cursor is exhausted or closed.
+			s.closeCursor(rec.stmtID, now)
+			r.ev.CommandText = rec.text
+			r.ev.DatabaseName = s.db
+			s.cursors[rec.stmtID] = &r.ev
+			return
+		}
+		if !ev.More && len(rec.results) == 0 {
+			s.emitStatement(r, rec.text)
+			return
+		}
+		rec.results = append(rec.results, r)
+		if !ev.More {
+			s.emitResults(rec)
+		}
+	case mysql.ComStmtPrepare:
+		if ev.Kind == mysql.EventError {
+			s.emitStatement(s.result(rec, ev, now), rec.text)
+		}
+	case mysql.ComStmtFetch:
+		c := s.cursors[rec.stmtID]
+		if c == nil {
+			return
+		}
+		switch ev.Kind {
+		case mysql.EventResultSet:
+			c.RowCount += int64(ev.Rows)
+			if ev.OK.Status&mysql.StatusLastRowSent != 0 {
+				s.closeCursor(rec.stmtID, now)
+			}
+		case mysql.EventError:
+			c.RowCount += int64(ev.Rows)
+			c.ExitCode, c.ErrorMessage = strconv.Itoa(int(ev.Err.Code)), ev.Err.Message
+			s.closeCursor(rec.stmtID, now)
+		}
+	case mysql.ComInitDB:
+		r := s.result(rec, ev, now)
+		if r.ok {
+			s.db = rec.arg
+		}
+		r.ev.CommandText, r.ev.DatabaseName = rec.text, s.db
+		s.stmtSeq++
+		r.ev.StatementID = s.stmtSeq
+		s.p.submit(r.ev)
+	case mysql.ComCreateDB, mysql.ComDropDB, mysql.ComProcessKill:
+		s.emitStatement(s.result(rec, ev, now), rec.text)
+	case mysql.ComChangeUser:
+		cu := rec.cu
+		if cu == nil {
+			return
+		}
+		switch ev.Kind {
+		case mysql.EventOK:
+			s.user, s.db, s.app = cu.User, cu.Database, programName(cu.Attrs)
+			s.p.submit(s.newEvent(event.CommandConnect, rec.start, now))
+			s.log.Debug("proxy: user changed", "user", s.user)
+		case mysql.EventError:
+			e := s.newEvent(event.CommandFailedConnect, rec.start, now)
+			e.DBUserName, e.DatabaseName = cu.User, cu.Database
+			e.ExitCode, e.ErrorMessage = strconv.Itoa(int(ev.Err.Code)), ev.Err.Message
+			s.p.submit(e)
+		}
+	}
+}
+
+// result makes the QUERY event of one statement outcome, without its text.
+func (s *session) result(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) stmtResult {
+	e := s.newEvent(event.CommandQuery, rec.start, now)
+	e.ParamList = rec.params
+	r := stmtResult{ev: e, status: ev.OK.Status}
+	switch ev.Kind {
+	case mysql.EventResultSet:
+		r.ok, r.ev.RowCount = true, int64(ev.Rows)
+	case mysql.EventOK:
+		r.ok, r.ev.RowCount = true, int64(ev.OK.AffectedRows)
+	case mysql.EventError:
+		r.ev.RowCount = int64(ev.Rows)
+		r.ev.ExitCode, r.ev.ErrorMessage = strconv.Itoa(int(ev.Err.Code)), ev.Err.Message
+	default:
+		r.ok = true
+	}
+	return r
+}
+
+// emitStatement stamps a statement's event with its text, database and
+// statement id, submits it, and follows a database change it made.
+func (s *session) emitStatement(r stmtResult, text string) {
+	e := r.ev
+	e.CommandText = text
+	e.DatabaseName = s.db
+	if r.ok {
+		if db, ok := useTarget(text); ok {
+			s.db = db
+			e.DatabaseName = db
+		}
+		if r.status&mysql.StatusDBDropped != 0 {
+			s.db = ""
+		}
+	}
+	s.stmtSeq++
+	e.StatementID = s.stmtSeq
+	s.p.submit(e)
+}
+
+// emitResults records the outcomes of a multi-result command. Each gets its
+// own statement's text when the text splits into as many statements as
+// there were outcomes, or into more when the last outcome is an error (the
+// server stops at the first error); otherwise (a CALL, a compound
+// statement) each gets the whole text.
+func (s *session) emitResults(rec *cmdRec) {
+	parts := splitStatements(rec.text)
+	n := len(rec.results)
+	split := len(parts) == n || len(parts) > n && !rec.results[n-1].ok
+	for i, r := range rec.results {
+		text := rec.text
+		if split {
+			text = parts[i]
+		}
+		s.emitStatement(r, text)
+	}
+	rec.results = nil
+}
+
+// closeCursor records the statement whose cursor was open on stmtID.
+func (s *session) closeCursor(stmtID uint32, now time.Time) {
+	c := s.cursors[stmtID]
+	if c == nil {
+		return
+	}
+	delete(s.cursors, stmtID)
+	c.EndTime, c.LogTime = event.Time{Time: now}, event.Time{Time: now}
+	s.stmtSeq++
+	c.StatementID = s.stmtSeq
+	s.p.submit(*c)
+}
+
+// finish records what the end of the session leaves: statements that never
+// got their answer, open cursors, and the DISCONNECT.
+func (s *session) finish() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.p.now()
+	reason := s.endErr
+	if s.quit && (errors.Is(reason, errServerClosed) || errors.Is(reason, errClientClosed)) {
+		reason = errClientQuit
+	}
+	for i := s.ph; i < len(s.pend); i++ {
+		rec := &s.pend[i]
+		switch rec.code {
+		case mysql.ComQuery, mysql.ComStmtExecute, mysql.ComStmtBulkExecute, mysql.ComStmtPrepare, mysql.ComInitDB,
+			mysql.ComCreateDB, mysql.ComDropDB, mysql.ComProcessKill:
+		default:
+			continue
+		}
+		e := s.newEvent(event.CommandQuery, rec.start, now)
+		e.ParamList = rec.params
+		e.ExitCode = strconv.Itoa(codeServerLost)
+		e.ErrorMessage = "das: the session ended before the server's answer was complete: " + reason.Error()
+		rec.results = append(rec.results, stmtResult{ev: e})
+		s.emitResults(rec)
+	}
+	s.pend, s.ph = nil, 0
+	for id := range s.cursors {
+		s.closeCursor(id, now)
+	}
+
+	e := s.newEvent(event.CommandDisconnect, now, now)
+	var pe *protoError
+	var pan *panicError
+	switch {
+	case errors.As(reason, &pe):
+		s.p.protocolErrors.Add(1)
+		e.ErrorMessage = pe.Error()
+		s.log.Warn("proxy: session closed", "reason", pe.Error())
+	case errors.As(reason, &pan), errors.Is(reason, errShutdown):
+		e.ErrorMessage = reason.Error()
+		s.log.Info("proxy: session closed", "reason", reason.Error())
+	case s.serverErr != nil:
+		e.ExitCode, e.ErrorMessage = strconv.Itoa(int(s.serverErr.Code)), s.serverErr.Message
+		s.log.Debug("proxy: session ended by the server", "code", s.serverErr.Code, "message", s.serverErr.Message)
+	default:
+		s.log.Debug("proxy: session ended", "reason", reason)
+	}
+	s.p.submit(e)
+	s.p.bytesClient.Add(s.clientBytes)
+	s.p.bytesServer.Add(s.serverBytes)
+}
+
+// newEvent makes an event of this session. Callers hold s.mu after login.
+func (s *session) newEvent(command string, start, end time.Time) event.Event {
+	e := event.New(end)
+	e.StartTime = event.Time{Time: start}
+	e.Command = command
+	e.DBUserName = s.user
+	e.DatabaseName = s.db
+	e.ClientApplication = s.app
+	e.RemoteHost = s.remoteHost
+	e.RemotePort = s.remotePort
+	e.SessionID = s.sessionID
+	e.ServerHost = s.p.o.ServerHost
+	e.ServerVersion = s.serverVersion
+	e.PID = s.p.pid
+	return e
+}
+
+func (s *session) failedConnect(code uint16, msg string, r *mysql.HandshakeResponse) event.Event {
+	e := s.newEvent(event.CommandFailedConnect, s.start, s.p.now())
+	if r != nil {
+		e.DBUserName, e.DatabaseName, e.ClientApplication = r.Username, r.Database, programName(r.Attrs)
+	}
+	e.ExitCode, e.ErrorMessage = strconv.Itoa(int(code)), msg
+	return e
+}

@@ -1,0 +1,159 @@
+package proxy
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// splitStatements cuts a multi-statement text at the semicolons that are
+// outside quotes and comments, the way the server does when
+// CLIENT_MULTI_STATEMENTS is on, and trims each part. Empty parts are
+// dropped. It does not know compound statements (BEGIN ... END bodies), so
+// callers use the result only when the count matches the number of results
+// the server sent.
+func splitStatements(q string) []string {
+	var parts []string
+	start := 0
+	add := func(end int) {
+		if s := strings.TrimSpace(q[start:end]); s != "" {
+			parts = append(parts, s)
+		}
+	}
+	for i := 0; i < len(q); {
+		switch c := q[i]; c {
+		case '\'', '"', '`':
+			i = skipQuoted(q, i)
+		case '#':
+			i = skipLine(q, i)
+		case '-':
+			if strings.HasPrefix(q[i:], "-- ") || strings.HasPrefix(q[i:], "--\t") ||
+				strings.HasPrefix(q[i:], "--\n") || q[i:] == "--" {
+				i = skipLine(q, i)
+			} else {
+				i++
+			}
+		case '/':
+			// Executable comments (/*! ... */) hold SQL, but never a
+			// statement separator the server would honour: skip them whole.
+			if strings.HasPrefix(q[i:], "/*") {
+				if end := strings.Index(q[i+2:], "*/"); end >= 0 {
+					i += end + 4
+				} else {
+					i = len(q)
+				}
+			} else {
+				i++
+			}
+		case ';':
+			add(i)
+			i++
+			start = i
+		default:
+			i++
+		}
+	}
+	add(len(q))
+	return parts
+}
+
+// skipQuoted returns the index after the quoted string or identifier that
+// starts at q[i]. Backslash escapes apply in strings, doubled quotes in all.
+func skipQuoted(q string, i int) int {
+	quote := q[i]
+	for i++; i < len(q); i++ {
+		switch q[i] {
+		case '\\':
+			if quote != '`' {
+				i++
+			}
+		case quote:
+			if i+1 < len(q) && q[i+1] == quote {
+				i++
+				continue
+			}
+			return i + 1
+		}
+	}
+	return len(q)
+}
+
+func skipLine(q string, i int) int {
+	if n := strings.IndexByte(q[i:], '\n'); n >= 0 {
+		return i + n + 1
+	}
+	return len(q)
+}
+
+// skipSpaceAndComments returns q without leading whitespace and comments.
+func skipSpaceAndComments(q string) string {
+	for {
+		q = strings.TrimLeft(q, " \t\r\n\f\v")
+		switch {
+		case strings.HasPrefix(q, "#"), strings.HasPrefix(q, "-- "), strings.HasPrefix(q, "--\t"), strings.HasPrefix(q, "--\n"):
+			q = q[skipLine(q, 0):]
+		case strings.HasPrefix(q, "/*") && !strings.HasPrefix(q, "/*!"):
+			end := strings.Index(q[2:], "*/")
+			if end < 0 {
+				return ""
+			}
+			q = q[end+4:]
+		default:
+			return q
+		}
+	}
+}
+
+// useTarget recognises "USE db" (db bare or `quoted`) and returns db.
+func useTarget(q string) (string, bool) {
+	q = skipSpaceAndComments(q)
+	if len(q) < 4 || !strings.EqualFold(q[:3], "use") {
+		return "", false
+	}
+	rest := q[3:]
+	if rest[0] != '`' && !isSpace(rest[0]) {
+		return "", false
+	}
+	rest = skipSpaceAndComments(rest)
+	var db string
+	if strings.HasPrefix(rest, "`") {
+		end := skipQuoted(rest, 0)
+		if end < 2 || rest[end-1] != '`' {
+			return "", false
+		}
+		db = strings.ReplaceAll(rest[1:end-1], "``", "`")
+		rest = rest[end:]
+	} else {
+		end := strings.IndexFunc(rest, func(r rune) bool { return r == ';' || r < utf8.RuneSelf && isSpace(byte(r)) })
+		if end < 0 {
+			end = len(rest)
+		}
+		db, rest = rest[:end], rest[end:]
+	}
+	rest = strings.TrimLeft(skipSpaceAndComments(rest), ";")
+	if db == "" || skipSpaceAndComments(rest) != "" {
+		return "", false
+	}
+	return db, true
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
+
+// quoteIdent quotes an identifier with backticks.
+func quoteIdent(s string) string {
+	return "`" + strings.ReplaceAll(s, "`", "``") + "`"
+}
+
+// cutText cuts s to at most max bytes (max <= 0: no limit) on a rune
+// boundary.
+func cutText(s string, max int) string {
+	if max <= 0 || len(s) <= max {
+		return s
+	}
+	i := max
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
+}

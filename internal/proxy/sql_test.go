@@ -1,0 +1,80 @@
+package proxy
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestSplitStatements(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"SELECT 1", []string{"SELECT 1"}},
+		{"SELECT 1;", []string{"SELECT 1"}},
+		{"SELECT 1; SELECT 2 ;\n", []string{"SELECT 1", "SELECT 2"}},
+		{"SELECT 'a;b'; SELECT \"c;\"", []string{"SELECT 'a;b'", "SELECT \"c;\""}},
+		{"SELECT 'it\\'s;'; SELECT 'x''y;'", []string{"SELECT 'it\\'s;'", "SELECT 'x''y;'"}},
+		{"SELECT `a;b` FROM t; SELECT 2", []string{"SELECT `a;b` FROM t", "SELECT 2"}},
+		{"SELECT 1 -- c;\n; SELECT 2 # d;\n", []string{"SELECT 1 -- c;", "SELECT 2 # d;"}},
+		{"SELECT 1 /* ; */; SELECT 2", []string{"SELECT 1 /* ; */", "SELECT 2"}},
+		{"SELECT 1--2; SELECT 3", []string{"SELECT 1--2", "SELECT 3"}},
+		{"SELECT 'unterminated; SELECT 2", []string{"SELECT 'unterminated; SELECT 2"}},
+		{" ; ", nil},
+	}
+	for _, tt := range tests {
+		if got := splitStatements(tt.in); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("splitStatements(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestUseTarget(t *testing.T) {
+	tests := []struct {
+		in   string
+		db   string
+		isOK bool
+	}{
+		{"USE db1", "db1", true},
+		{"use db1;", "db1", true},
+		{"  /* x */ Use `my db` ; ", "my db", true},
+		{"USE `a``b`", "a`b", true},
+		{"USE`db`", "db", true},
+		{"-- c\nUSE db", "db", true},
+		{"USER", "", false},
+		{"USE", "", false},
+		{"USE db1 extra", "", false},
+		{"SELECT 1", "", false},
+		{"user_table", "", false},
+	}
+	for _, tt := range tests {
+		db, ok := useTarget(tt.in)
+		if db != tt.db || ok != tt.isOK {
+			t.Errorf("useTarget(%q) = %q, %v, want %q, %v", tt.in, db, ok, tt.db, tt.isOK)
+		}
+	}
+}
+
+func TestCutText(t *testing.T) {
+	if got := cutText("héllo", 2); got != "h" {
+		t.Errorf("cutText on a rune boundary = %q, want %q", got, "h")
+	}
+	if got := cutText("hello", 0); got != "hello" {
+		t.Errorf("cutText without limit = %q", got)
+	}
+	if got := cutText("hello", 3); got != "hel" {
+		t.Errorf("cutText = %q", got)
+	}
+}
+
+func TestServerVersion(t *testing.T) {
+	for in, want := range map[string]string{
+		"5.5.5-10.11.19-MariaDB-0+deb12u1": "MariaDB 10.11.19-MariaDB-0+deb12u1",
+		"11.4.2-MariaDB":                   "MariaDB 11.4.2-MariaDB",
+		"8.0.36":                           "MySQL 8.0.36",
+	} {
+		if got := serverVersion(in); got != want {
+			t.Errorf("serverVersion(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
