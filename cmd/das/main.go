@@ -33,6 +33,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"serve", "relay MySQL sessions to the database and stream their activity, sealed", runServe},
 		{"ingest", "seal activity events (JSON lines on stdin) into the local stream", runIngest},
 		{"consume", "decrypt a stream and print its activity events as JSON lines", runConsume},
 		{"verify", "prove that a stream has nothing missing, duplicated, reordered or altered", runVerify},

@@ -59,6 +59,7 @@ type Config struct {
 	UpstreamTLSServerName string        // upstream_tls_server_name
 	UpstreamTLSSkipVerify bool          // upstream_tls_skip_verify
 	MaxPacket             int64         // max_packet
+	MaxCommandText        int64         // max_command_text
 	ShutdownTimeout       time.Duration // shutdown_timeout
 }
 
@@ -85,6 +86,7 @@ func Defaults() Config {
 		Listen:            "127.0.0.1:3307",
 		UpstreamTLS:       "auto",
 		MaxPacket:         1 << 30,
+		MaxCommandText:    1 << 20,
 		ShutdownTimeout:   30 * time.Second,
 	}
 }
@@ -211,11 +213,12 @@ var settings = []setting{
 	{"tls_cert", "serve: the proxy's certificate for clients (PEM; default: self-signed in the data dir)", str(func(c *Config) *string { return &c.TLSCert })},
 	{"tls_key", "serve: the key of tls_cert (PEM)", str(func(c *Config) *string { return &c.TLSKey })},
 	{"require_tls", "serve: refuse clients that do not use TLS", boolean(func(c *Config) *bool { return &c.RequireTLS })},
-	{"upstream_tls", "serve: auto (TLS to the database when the client uses TLS and the database offers it) or off", oneOf(func(c *Config) *string { return &c.UpstreamTLS }, "auto", "off")},
+	{"upstream_tls", "serve: auto (TLS to the database when the client uses TLS and the database offers it), preferred (whenever the database offers it), required (refuse the session otherwise) or off", oneOf(func(c *Config) *string { return &c.UpstreamTLS }, "auto", "preferred", "required", "off")},
 	{"upstream_tls_ca", "serve: CA file to verify the database's certificate (default: system roots)", str(func(c *Config) *string { return &c.UpstreamTLSCA })},
 	{"upstream_tls_server_name", "serve: name to verify in the database's certificate (default: the upstream host)", str(func(c *Config) *string { return &c.UpstreamTLSServerName })},
 	{"upstream_tls_skip_verify", "serve: do not verify the database's certificate (unsafe)", boolean(func(c *Config) *bool { return &c.UpstreamTLSSkipVerify })},
 	{"max_packet", "serve: close a session that sends a larger packet", size(func(c *Config) *int64 { return &c.MaxPacket }, 1024)},
+	{"max_command_text", "serve: keep at most this much of a statement's text (and of each bound value) in its event", size(func(c *Config) *int64 { return &c.MaxCommandText }, 1024)},
 	{"shutdown_timeout", "serve: how long sessions may finish after SIGTERM", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0)},
 }
 
