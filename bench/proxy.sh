@@ -13,7 +13,8 @@
 #   WORKLOADS="oltp_point_select oltp_read_only"
 #   BASE_PORT=23306    MariaDB on BASE_PORT, haproxy on +1, das on +2
 #   DAS_CMD=           command that runs das in the foreground (see below);
-#                      empty: the das leg is skipped
+#                      default: das built from this checkout, async mode,
+#                      local KMS, local log; "none": the das leg is skipped
 #   KEEP=1             keep the work directory (logs) after the run
 set -euo pipefail
 
@@ -149,7 +150,12 @@ log "haproxy $("$HAPROXY" -v | awk 'NR==1 {print $3}') on $HOST:$HAPROXY_PORT ->
 # The variables are exported to it; it is stopped with SIGTERM at the end.
 TARGETS=(direct haproxy)
 DAS_PID=
-if [ -n "$DAS_CMD" ]; then
+if [ -z "$DAS_CMD" ]; then
+	log "building das"
+	(cd "$(dirname "$0")/.." && go build -o "$WORK/das" ./cmd/das) || die "go build failed"
+	DAS_CMD="$WORK/das serve --listen \$DAS_LISTEN --upstream \$DAS_UPSTREAM --data-dir \$DAS_DATA_DIR --upstream-tls off --log-level warn"
+fi
+if [ "$DAS_CMD" != none ]; then
 	export DAS_LISTEN="$HOST:$DAS_PORT" DAS_UPSTREAM="$HOST:$DB_PORT" DAS_DATA_DIR="$WORK/das-data"
 	mkdir -p "$DAS_DATA_DIR"
 	bash -c "exec $DAS_CMD" >"$WORK/das.log" 2>&1 &
@@ -159,7 +165,7 @@ if [ -n "$DAS_CMD" ]; then
 	log "das on $DAS_LISTEN -> $DAS_UPSTREAM (pid $DAS_PID): $DAS_CMD"
 	TARGETS+=(das)
 else
-	log "das leg skipped: DAS_CMD is empty (see bench/README.md)"
+	log "das leg skipped: DAS_CMD=none"
 fi
 # <<< DAS LEG
 

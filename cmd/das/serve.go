@@ -80,7 +80,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		Logger:          logger,
 	}, s.writer)
 	logger.Info("das serve: relaying MySQL sessions", "listen", ln.Addr().String(), "upstream", upstream,
-		"stream_id", c.StreamID, "data_dir", c.DataDir, "kms", c.KMS)
+		"stream_id", s.cfg.StreamID, "data_dir", c.DataDir, "kms", c.KMS)
 
 	served := make(chan error, 1)
 	go func() { served <- p.Serve(context.Background(), ln) }()

@@ -42,6 +42,22 @@ const (
 	codeSecureRequired = 3159 // ER_SECURE_TRANSPORT_REQUIRED
 )
 
+// wireCode keeps the ERR packets the proxy sends within the server's range
+// of error codes: libmariadb (the mariadb CLI) reports an ERR from the server
+// carrying a client-side code (2000-2999) as "2027 Received malformed
+// packet" and drops the message. The client gets ER_HANDSHAKE_ERROR with the
+// proxy's message; the event keeps the precise code.
+func wireCode(pkt []byte) []byte {
+	if len(pkt) < 3 {
+		return pkt
+	}
+	if code := uint16(pkt[1]) | uint16(pkt[2])<<8; code >= 2000 && code < 3000 {
+		pkt = append([]byte(nil), pkt...)
+		pkt[1], pkt[2] = codeHandshakeError&0xff, codeHandshakeError>>8
+	}
+	return pkt
+}
+
 var (
 	errClientClosed = errors.New("client closed the connection")
 	errServerClosed = errors.New("server closed the connection")
@@ -550,7 +566,7 @@ func (s *session) loginFailed(err error) {
 			// cseq is the sequence id the client expects next, on the
 			// connection (plaintext or TLS) it uses now.
 			_ = s.client.SetWriteDeadline(time.Now().Add(time.Second))
-			if _, werr := mysql.WritePacket(s.cw, s.ls.cseq, le.toClient); werr == nil {
+			if _, werr := mysql.WritePacket(s.cw, s.ls.cseq, wireCode(le.toClient)); werr == nil {
 				_ = s.cw.Flush()
 			}
 		}
