@@ -45,8 +45,14 @@ type Options struct {
 	Heartbeat         func(now time.Time) event.Event
 	// OnDurable is called, in sequence order, when a record is durable.
 	OnDurable func(seq uint64, events int)
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// RetryWindow: a batch that cannot be sealed (KMS unreachable) is
+	// retried with backoff for this long; zero means no retry.
+	RetryWindow time.Duration
+	// OnSealFailure is called once when a batch could not be sealed within
+	// the retry window; its events are dropped and counted.
+	OnSealFailure func(err error)
+	Logger        *slog.Logger
+	Now           func() time.Time
 }
 
 // Stats are the writer's counters.
@@ -77,6 +83,8 @@ type Writer struct {
 	acks chan pending
 	done chan struct{}
 	err  error
+
+	sealFailed bool // OnSealFailure was called (run goroutine only)
 
 	eventsIn, dropped, durable, records, heartbeats, sealErrs, sinkErrs, lastSeq atomic.Uint64
 }
@@ -226,7 +234,7 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 			return
 		}
 		next := seq + 1
-		s, err := w.sealer.Seal(context.Background(), batch, next, prev)
+		s, err := w.sealWithRetry(batch, next, prev)
 		if err != nil {
 			// The batch cannot be sealed (KMS down): its events are lost, and
 			// said so; the stream lifecycle decides what happens next.
@@ -298,6 +306,30 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 				lastActivity = now
 			}
 		}
+	}
+}
+
+// sealWithRetry seals, retrying with backoff while the failure lasts less
+// than the retry window (cached data keys usually keep sealing going; a new
+// key needs KMS). A closing writer gives up at once.
+func (w *Writer) sealWithRetry(batch []event.Event, seq uint64, prev *dasrecord.Digest) (record.Sealed, error) {
+	start := time.Now()
+	backoff := 50 * time.Millisecond
+	for {
+		s, err := w.sealer.Seal(context.Background(), batch, seq, prev)
+		if err == nil {
+			return s, nil
+		}
+		if w.closed.Load() || time.Since(start)+backoff > w.o.RetryWindow {
+			if w.o.OnSealFailure != nil && !w.sealFailed {
+				w.sealFailed = true
+				w.o.OnSealFailure(err)
+			}
+			return s, err
+		}
+		w.log.Warn("sealing failed; retrying", "seq", seq, "retry_in", backoff, "err", err)
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

@@ -59,6 +59,17 @@ type Sink interface {
 	Submit(ev event.Event) bool
 }
 
+// SyncSink is a Sink that can hold a statement's answer until its event is
+// durable (the stream's sync mode). The proxy submits a statement's event
+// before it relays the packet that completes the answer, so in sync mode the
+// client sees the answer only once the event is durable; SubmitWait bounds
+// the wait itself and the session goes on after it either way.
+type SyncSink interface {
+	Sink
+	Sync() bool
+	SubmitWait(ctx context.Context, ev event.Event) error
+}
+
 // UpstreamTLSMode says when the proxy speaks TLS to the server.
 type UpstreamTLSMode int
 
@@ -94,6 +105,9 @@ type Options struct {
 	MaxPacket int
 	// MaxCommandText cuts commandText to this many bytes (0: no limit).
 	MaxCommandText int
+	// Admit, when set, is asked before each new session; an error refuses
+	// the session with that message (the stream's fail_closed policy).
+	Admit func() error
 	// DialTimeout bounds connecting to the server (default 10s).
 	DialTimeout time.Duration
 	// HandshakeTimeout bounds the connection phase, TLS and authentication
@@ -310,6 +324,14 @@ func (p *Proxy) Stats() Stats {
 }
 
 func (p *Proxy) submit(ev event.Event) {
+	if ss, ok := p.sink.(SyncSink); ok && ss.Sync() {
+		if err := ss.SubmitWait(context.Background(), ev); err != nil {
+			p.dropped.Add(1)
+			return
+		}
+		p.events.Add(1)
+		return
+	}
 	if p.sink.Submit(ev) {
 		p.events.Add(1)
 	} else {

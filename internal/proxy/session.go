@@ -40,6 +40,7 @@ const (
 	codeServerLost     = 2013 // CR_SERVER_LOST
 	codeSSLError       = 2026 // CR_SSL_CONNECTION_ERROR
 	codeSecureRequired = 3159 // ER_SECURE_TRANSPORT_REQUIRED
+	codeRefused        = 3032 // ER_SERVER_OFFLINE_MODE: fail_closed
 )
 
 // wireCode keeps the ERR packets the proxy sends within the server's range
@@ -244,6 +245,12 @@ func (s *session) login() error {
 	s.ls = &loginState{l: mysql.NewLogin()}
 	ls := s.ls
 
+	if o.Admit != nil {
+		if err := o.Admit(); err != nil {
+			msg := "das: " + err.Error()
+			return &loginError{code: codeRefused, msg: msg, toClient: mysql.ErrorPacketNoState(codeRefused, msg), cause: err}
+		}
+	}
 	d := net.Dialer{Timeout: o.DialTimeout}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	conn, err := d.DialContext(ctx, "tcp", o.Upstream)

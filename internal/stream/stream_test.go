@@ -1,0 +1,344 @@
+package stream
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/das-mysql/das/internal/event"
+	"github.com/das-mysql/das/internal/kms"
+	"github.com/das-mysql/das/internal/pipeline"
+	"github.com/das-mysql/das/internal/proxy"
+	"github.com/das-mysql/das/internal/streamlog"
+	"github.com/das-mysql/das/internal/testenv"
+	"github.com/das-mysql/das/pkg/dasrecord"
+)
+
+// gate is a loopback TCP forwarder that can be closed and opened again on
+// the same port: KMS becoming unreachable and reachable again.
+type gate struct {
+	t      *testing.T
+	addr   string
+	target string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+}
+
+func newGate(t *testing.T, target string) *gate {
+	g := &gate{t: t, target: target}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.addr = ln.Addr().String()
+	g.serve(ln)
+	t.Cleanup(g.close)
+	return g
+}
+
+func (g *gate) serve(ln net.Listener) {
+	g.mu.Lock()
+	g.ln = ln
+	g.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", g.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			g.mu.Lock()
+			g.conns = append(g.conns, c, u)
+			g.mu.Unlock()
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() { io.Copy(c, u); c.Close() }()
+		}
+	}()
+}
+
+func (g *gate) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ln != nil {
+		g.ln.Close()
+		g.ln = nil
+	}
+	for _, c := range g.conns {
+		c.Close()
+	}
+	g.conns = nil
+}
+
+func (g *gate) open() {
+	ln, err := net.Listen("tcp", g.addr)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	g.serve(ln)
+}
+
+type recorder struct {
+	mu  sync.Mutex
+	ids []string
+	all []map[string]string
+}
+
+func (r *recorder) notify(id string, attrs map[string]string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ids = append(r.ids, id)
+	r.all = append(r.all, attrs)
+}
+
+func (r *recorder) has(id string) (map[string]string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, x := range r.ids {
+		if x == id {
+			return r.all[i], true
+		}
+	}
+	return nil, false
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type logSink struct{ l *streamlog.Log }
+
+func (s logSink) Last() (uint64, []byte) { return s.l.Last() }
+func (s logSink) AppendAsync(seq uint64, line []byte) func() error {
+	return s.l.AppendAsync(context.Background(), streamlog.Entry{Seq: seq, Data: line}).Err
+}
+
+func query(text string) event.Event {
+	e := event.New(time.Now())
+	e.Command, e.CommandText = event.CommandQuery, text
+	return e
+}
+
+// TestKMSOutage is the seed's scenario against a real KMS API server: KMS
+// goes away, the stream stops with kms-unreachable and says which failure it
+// was, fail_closed refuses sessions; KMS comes back, an event says so and
+// auto_restart resumes the stream, whose chain has no break.
+func TestKMSOutage(t *testing.T) {
+	endpoint, keyARN := testenv.LocalKMS(t)
+	g := newGate(t, strings.TrimPrefix(endpoint, "http://"))
+	ctx := context.Background()
+	p, err := kms.OpenAWS(ctx, kms.AWSOptions{KeyID: keyARN, Endpoint: "http://" + g.addr, MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	l, err := streamlog.Open(dir, streamlog.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rec := &recorder{}
+	const id = "cluster-OUTAGEOUTAGEOUTAGEOUTAGEOU"
+	s := New(Options{
+		StreamID: id, Provider: p, KMSKeyID: keyARN, MaxUses: 1, MaxAge: time.Hour,
+		Sink: logSink{l}, SinkName: "local", Writer: pipeline.Options{MaxEvents: 1},
+		FailClosed: true, AutoRestart: true, RetryWindow: 300 * time.Millisecond, ProbeInterval: 100 * time.Millisecond,
+		Notify: rec.notify, Logger: slog.New(slog.DiscardHandler),
+	})
+	defer s.Close(ctx)
+	if st, err := s.Start(ctx, "async"); err != nil || st.State != Started {
+		t.Fatalf("start: %+v %v", st, err)
+	}
+	if st, err := s.Start(ctx, ""); err != nil || st.State != Started {
+		t.Fatalf("starting a started stream must be a clear idempotent answer: %+v %v", st, err)
+	}
+	if err := s.Admit(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		s.Submit(query(fmt.Sprint("before ", i)))
+	}
+	waitFor(t, "5 durable events", func() bool { return s.Describe().Counters["events_durable"] == 5 })
+
+	g.close() // KMS unreachable: each record needs a new data key (MaxUses 1)
+	s.Submit(query("during"))
+	waitFor(t, "the stream to stop", func() bool { return s.Describe().State == Stopped })
+	st := s.Describe()
+	if st.Reason != ReasonKMSUnreachable || st.LastError == "" {
+		t.Fatalf("stopped with %+v", st)
+	}
+	down, ok := rec.has(EventKMSDown)
+	if !ok || down["class"] != "connect" {
+		t.Fatalf("KMS unreachable event %v (events %v)", down, rec.ids)
+	}
+	if _, ok := rec.has(EventFailClosedOn); !ok {
+		t.Fatal("no fail-closed event")
+	}
+	if err := s.Admit(); err == nil || !strings.Contains(err.Error(), "kms-unreachable") {
+		t.Fatalf("fail_closed admitted a session: %v", err)
+	}
+	if s.Submit(query("while stopped")) {
+		t.Fatal("a stopped stream took an event")
+	}
+
+	g.open()
+	waitFor(t, "auto restart", func() bool { return s.Describe().State == Started })
+	if _, ok := rec.has(EventKMSUp); !ok {
+		t.Fatal("no KMS reachable event")
+	}
+	if err := s.Admit(); err != nil {
+		t.Fatalf("fail_closed still engaged after restart: %v", err)
+	}
+	for i := range 3 {
+		s.Submit(query(fmt.Sprint("after ", i)))
+	}
+	waitFor(t, "3 more durable events", func() bool { return s.Describe().Counters["events_durable"] == 8 })
+
+	order := []string{EventStarting, EventStarted, EventKMSDown, EventStopping, EventStopped, EventFailClosedOn, EventKMSUp, EventStarting, EventStarted}
+	rec.mu.Lock()
+	got := slices.Clone(rec.ids)
+	rec.mu.Unlock()
+	i := 0
+	for _, id := range got {
+		if i < len(order) && id == order[i] {
+			i++
+		}
+	}
+	if i != len(order) {
+		t.Fatalf("events out of order: got %v, want the subsequence %v", got, order)
+	}
+
+	// The chain has no break across the outage, and every record opens.
+	r, err := streamlog.OpenReader(dir, streamlog.Start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	d := &dasrecord.Decrypter{KMS: p}
+	var texts []string
+	var prev []byte
+	for {
+		e, err := r.Next(ctx)
+		if err != nil {
+			break
+		}
+		o, err := d.Decrypt(ctx, e.Data)
+		if err != nil {
+			t.Fatalf("seq %d: %v", e.Seq, err)
+		}
+		if prev != nil && o.Record.Prev != dasrecord.DigestOf(prev).String() {
+			t.Fatalf("seq %d does not chain to its predecessor", e.Seq)
+		}
+		prev = e.Data
+		for _, ev := range o.Payload.Events {
+			texts = append(texts, ev.CommandText)
+		}
+	}
+	if len(texts) != 8 || texts[4] != "before 4" || texts[5] != "after 0" {
+		t.Fatalf("stream holds %q", texts)
+	}
+}
+
+// slowSink delays durability, as a busy disk or a remote sink would.
+type slowSink struct {
+	logSink
+	delay time.Duration
+}
+
+func (s slowSink) AppendAsync(seq uint64, line []byte) func() error {
+	wait := s.logSink.AppendAsync(seq, line)
+	return func() error { time.Sleep(s.delay); return wait() }
+}
+
+// TestSyncModeHoldsTheAnswer: in sync mode a client's query does not
+// complete before its event is durable.
+func TestSyncModeHoldsTheAnswer(t *testing.T) {
+	db := testenv.MariaDB(t)
+	dir := t.TempDir()
+	l, err := streamlog.Open(dir, streamlog.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	p, err := kms.OpenLocal(filepath.Join(t.TempDir(), "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const delay = 300 * time.Millisecond
+	s := New(Options{
+		StreamID: "cluster-SYNCSYNCSYNCSYNCSYNCSYNCSY", Provider: p, MaxUses: 100, MaxAge: time.Hour,
+		Sink: slowSink{logSink{l}, delay}, Writer: pipeline.Options{Linger: time.Millisecond},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	ctx := context.Background()
+	defer s.Close(ctx)
+	if _, err := s.Start(ctx, "sync"); err != nil {
+		t.Fatal(err)
+	}
+	px := proxy.New(proxy.Options{Upstream: db.Addr(), Logger: slog.New(slog.DiscardHandler)}, s)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go px.Serve(ctx, ln)
+	defer px.Shutdown(ctx)
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = testenv.TestUser, db.UserPassword(), "tcp", ln.Addr().String(), testenv.TestDatabase
+	conn, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetMaxOpenConns(1)
+	if err := conn.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Describe().Counters["events_durable"]
+	start := time.Now()
+	var one int
+	if err := conn.QueryRow("SELECT 1 /* sync */").Scan(&one); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	after := s.Describe().Counters["events_durable"]
+	if after <= before {
+		t.Fatalf("the query returned before its event was durable (durable %d -> %d)", before, after)
+	}
+	if took < delay {
+		t.Fatalf("the query took %v, less than the sink's %v: its answer was not held", took, delay)
+	}
+
+	// Async: the same query does not wait for the sink.
+	if _, err := s.Start(ctx, "async"); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if err := conn.QueryRow("SELECT 1 /* async */").Scan(&one); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) >= delay {
+		t.Logf("async query took %v (sink delay %v): the machine is slow", time.Since(start), delay)
+	}
+}
