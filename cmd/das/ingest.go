@@ -6,72 +6,57 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/das-mysql/das/internal/config"
 	"github.com/das-mysql/das/internal/event"
-	"github.com/das-mysql/das/internal/kms"
 	"github.com/das-mysql/das/internal/pipeline"
 	"github.com/das-mysql/das/internal/record"
+	"github.com/das-mysql/das/internal/stream"
 	"github.com/das-mysql/das/internal/streamlog"
-	"github.com/das-mysql/das/pkg/dasrecord"
 )
 
-// stream is an open activity stream writer: KMS, data keys, sealer, log.
-type stream struct {
-	cfg    config.Config
-	keys   *kms.KeyCache
-	log    *streamlog.Log
-	writer *pipeline.Writer
-}
-
-// openStream opens the stream of the data dir for writing.
-func openStream(ctx context.Context, c config.Config, o pipeline.Options) (*stream, error) {
+// openStream opens the data dir's stream for writing: the KMS provider, the
+// local log and the stream on them, not yet started. onDurable, when set, is
+// told of each durable record.
+func openStream(ctx context.Context, c config.Config, logger *slog.Logger, notify stream.Notify, onDurable func(seq uint64, events int)) (*stream.Stream, *streamlog.Log, error) {
 	if err := c.ResolveStreamID(true); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	p, err := openKMS(ctx, c, true)
+	provider, err := openKMS(ctx, c, true)
 	if err != nil {
-		return nil, err
-	}
-	keys := kms.NewKeyCache(p, dasrecord.ContextFor(c.StreamID), c.DataKeyMaxUses, c.DataKeyMaxAge)
-	sealer, err := record.NewSealer(keys, record.Options{
-		StreamID:   c.StreamID,
-		InstanceID: c.InstanceID,
-		Suite:      suiteOf(c),
-	})
-	if err != nil {
-		keys.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	l, err := streamlog.Open(c.LogDir(), streamlog.Options{
-		SegmentBytes: c.SegmentBytes,
-		RetainBytes:  c.RetainBytes,
-		RetainAge:    c.RetainAge,
-		Logger:       o.Logger,
+		SegmentBytes: c.SegmentBytes, RetainBytes: c.RetainBytes, RetainAge: c.RetainAge, Logger: logger,
 	})
 	if err != nil {
-		keys.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	o.MaxEvents = c.BatchMaxEvents
-	o.Linger = c.BatchLinger
-	o.QueueEvents = c.QueueEvents
-	o.HeartbeatInterval = c.HeartbeatInterval
+	keyID := c.KMSKeyID
+	if c.KMS == "local" {
+		keyID = provider.Name()
+	}
 	host := c.ServerHost
-	o.Heartbeat = func(now time.Time) event.Event { return event.Heartbeat(now, host, "", "das") }
-	return &stream{cfg: c, keys: keys, log: l, writer: pipeline.New(sealer, logSink{l}, o)}, nil
-}
-
-// Close flushes the writer, then closes the log and zeroes the data keys.
-func (s *stream) Close(ctx context.Context) error {
-	err := s.writer.Close(ctx)
-	if e := s.log.Close(); err == nil {
-		err = e
-	}
-	s.keys.Close()
-	return err
+	st := stream.New(stream.Options{
+		StreamID: c.StreamID, InstanceID: c.InstanceID,
+		Suite:    record.Options{Suite: suiteOf(c)},
+		Provider: provider, KMSKeyID: keyID, MaxUses: c.DataKeyMaxUses, MaxAge: c.DataKeyMaxAge,
+		Sink: logSink{l}, SinkName: "local:" + c.LogDir(),
+		Writer: pipeline.Options{
+			MaxEvents: c.BatchMaxEvents, Linger: c.BatchLinger, QueueEvents: c.QueueEvents,
+			HeartbeatInterval: c.HeartbeatInterval,
+			Heartbeat:         func(now time.Time) event.Event { return event.Heartbeat(now, host, "", "das") },
+			OnDurable:         onDurable,
+		},
+		Mode: c.Mode, FailClosed: c.FailClosed, AutoRestart: c.AutoRestart,
+		RetryWindow: c.KMSRetryWindow, SyncTimeout: c.SyncTimeout,
+		Notify: notify,
+		Logger: logger,
+	})
+	return st, l, nil
 }
 
 // logSink adapts the local stream log to the pipeline.
@@ -95,16 +80,17 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	logger := newLogger(c, stderr)
 	var mu sync.Mutex
 	var acked uint64
-	s, err := openStream(ctx, c, pipeline.Options{
-		Logger: logger,
-		OnDurable: func(seq uint64, n int) {
-			mu.Lock()
-			acked += uint64(n)
-			fmt.Fprintf(stdout, "{\"seq\":%d,\"events\":%d,\"acked\":%d}\n", seq, n, acked)
-			mu.Unlock()
-		},
+	s, l, err := openStream(ctx, c, logger, nil, func(seq uint64, n int) {
+		mu.Lock()
+		acked += uint64(n)
+		fmt.Fprintf(stdout, "{\"seq\":%d,\"events\":%d,\"acked\":%d}\n", seq, n, acked)
+		mu.Unlock()
 	})
 	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if _, err := s.Start(ctx, ""); err != nil {
 		return err
 	}
 	sc := bufio.NewScanner(stdin)
@@ -121,7 +107,7 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			inErr = fmt.Errorf("stdin line %d: not an activity event: %w", lineNo, err)
 			break
 		}
-		if err := s.writer.Enqueue(ctx, ev); err != nil {
+		if err := s.Enqueue(ctx, ev); err != nil {
 			inErr = err
 			break
 		}
@@ -134,7 +120,7 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err := s.Close(closeCtx); err != nil {
 		return err
 	}
-	st := s.writer.Stats()
-	logger.Info("ingest done", "stream_id", c.StreamID, "events", st.EventsDurable, "records", st.Records, "last_seq", st.LastSeq)
+	d := s.Describe()
+	logger.Info("ingest done", "stream_id", d.StreamID, "events", d.Counters["events_durable"], "records", d.Counters["records"], "last_seq", d.Counters["last_seq"])
 	return inErr
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -37,6 +38,9 @@ func commands() []command {
 		{"ingest", "seal activity events (JSON lines on stdin) into the local stream", runIngest},
 		{"consume", "decrypt a stream and print its activity events as JSON lines", runConsume},
 		{"verify", "prove that a stream has nothing missing, duplicated, reordered or altered", runVerify},
+		{"start-activity-stream", "start the activity stream of a running das serve (admin API)", runStartActivityStream},
+		{"stop-activity-stream", "stop the activity stream of a running das serve (admin API)", runStopActivityStream},
+		{"describe-activity-streams", "show the activity stream's status, mode, KMS key, sink and counters", runDescribeActivityStreams},
 		{"version", "print the version", func(_ context.Context, _ []string, _ io.Reader, out, _ io.Writer) error {
 			fmt.Fprintln(out, "das", version)
 			return nil
@@ -48,8 +52,18 @@ var version = "dev" // set with -ldflags "-X main.version=..."
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// DAS_CPUPROFILE=file writes a CPU profile of the whole run, for the
+	// benchmark scripts.
+	if path := os.Getenv("DAS_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
+	pprof.StopCPUProfile()
 	os.Exit(code)
 }
 

@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/das-mysql/das/internal/admin"
 	"github.com/das-mysql/das/internal/certs"
+	"github.com/das-mysql/das/internal/config"
 	"github.com/das-mysql/das/internal/embeddb"
-	"github.com/das-mysql/das/internal/pipeline"
+	"github.com/das-mysql/das/internal/events"
 	"github.com/das-mysql/das/internal/proxy"
 )
 
@@ -52,14 +57,60 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		}
 	}
 
-	s, err := openStream(ctx, c, pipeline.Options{Logger: logger})
+	var hooks []string
+	for _, u := range strings.Split(c.Webhooks, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			hooks = append(hooks, u)
+		}
+	}
+	bus, err := events.New(events.Options{Webhooks: hooks, Logger: logger})
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("config: webhooks: %w", err)}
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		bus.Close(ctx)
+	}()
+	st, sink, err := openStream(ctx, c, logger, func(id string, attrs map[string]string) { bus.Emit(id, c.StreamID, attrs) }, nil)
 	if err != nil {
 		return err
 	}
+	defer sink.Close()
+	if _, err := st.Start(ctx, ""); err != nil {
+		// Like DAS, the database stays reachable while the stream cannot
+		// record (unless fail_closed); the probe starts it with auto_restart.
+		logger.Error("the activity stream did not start", "err", err)
+	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
-		s.Close(context.Background())
+		st.Close(context.Background())
 		return fmt.Errorf("listen: %w", err)
+	}
+	var adminSrv *http.Server
+	if c.AdminListen != "" {
+		token, err := admin.LoadOrCreateToken(c.DataDir, c.AdminTokenFile)
+		if err != nil {
+			st.Close(context.Background())
+			return &exitError{code: 2, err: err}
+		}
+		keyID := c.KMSKeyID
+		if c.KMS == "local" {
+			keyID = st.Describe().KMSKeyID
+		}
+		h, err := admin.NewServer(admin.ServerOptions{Token: token, Controller: controller{st: st, kmsKeyID: keyID}, Events: bus, Logger: logger})
+		if err != nil {
+			st.Close(context.Background())
+			return err
+		}
+		aln, err := net.Listen("tcp", c.AdminListen)
+		if err != nil {
+			st.Close(context.Background())
+			return fmt.Errorf("admin listen: %w", err)
+		}
+		adminSrv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		go adminSrv.Serve(aln)
+		logger.Info("admin API", "listen", aln.Addr().String(), "token_file", adminTokenPath(c))
 	}
 	mode := proxy.UpstreamTLSFollow
 	switch c.UpstreamTLS {
@@ -76,11 +127,12 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		UpstreamTLSMode: mode,
 		MaxPacket:       int(c.MaxPacket),
 		MaxCommandText:  int(c.MaxCommandText),
+		Admit:           st.Admit,
 		ServerHost:      c.ServerHost,
 		Logger:          logger,
-	}, s.writer)
+	}, st)
 	logger.Info("das serve: relaying MySQL sessions", "listen", ln.Addr().String(), "upstream", upstream,
-		"stream_id", s.cfg.StreamID, "data_dir", c.DataDir, "kms", c.KMS)
+		"stream_id", c.StreamID, "mode", c.Mode, "data_dir", c.DataDir, "kms", c.KMS)
 
 	served := make(chan error, 1)
 	go func() { served <- p.Serve(context.Background(), ln) }()
@@ -93,6 +145,11 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		}
 	}
 	ln.Close()
+	if adminSrv != nil {
+		actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		adminSrv.Shutdown(actx)
+		cancel()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
 	if err := p.Shutdown(sctx); err != nil {
 		logger.Warn("sessions closed at the shutdown deadline", "err", err)
@@ -101,8 +158,20 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	// Every captured event is flushed before exit.
 	fctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err = s.Close(fctx)
-	st := s.writer.Stats()
-	logger.Info("das serve stopped", "events", st.EventsDurable, "dropped", st.EventsDropped, "records", st.Records, "last_seq", st.LastSeq)
+	err = st.Close(fctx)
+	d := st.Describe()
+	logger.Info("das serve stopped", "events", d.Counters["events_durable"], "dropped", d.Counters["events_dropped"],
+		"records", d.Counters["records"], "last_seq", d.Counters["last_seq"])
 	return err
+}
+
+// adminTokenPath says where the admin token is, for the log (never the token).
+func adminTokenPath(c config.Config) string {
+	if c.AdminTokenFile != "" {
+		return c.AdminTokenFile
+	}
+	if os.Getenv("DAS_ADMIN_TOKEN") != "" {
+		return "$DAS_ADMIN_TOKEN"
+	}
+	return filepath.Join(c.DataDir, "admin.token")
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,6 +23,9 @@ import (
 func startServe(t *testing.T, args ...string) (addr string, stop func() (int, string)) {
 	t.Helper()
 	addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	if !slices.Contains(args, "--admin-listen") {
+		args = append(args, "--admin-listen", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)))
+	}
 	cmd := exec.Command(dasBin, append([]string{"serve", "--listen", addr}, args...)...)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
@@ -312,5 +316,67 @@ func TestServeClearErrors(t *testing.T) {
 	}
 	if code, stderr := stop(); code != 0 {
 		t.Fatalf("das serve exited %d: %s", code, stderr)
+	}
+}
+
+// TestServeAdmin drives the stream through the admin API with the CLI verbs:
+// describe, stop (the proxy keeps relaying, unrecorded; fail_closed refuses
+// new sessions), start in sync mode (recorded again), and the events.
+func TestServeAdmin(t *testing.T) {
+	data := t.TempDir()
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	addr, stop := startServe(t, "--data-dir", data, "--admin-listen", adminAddr, "--fail-closed")
+	cli := func(args ...string) result {
+		return das(t, nil, append(args, "--admin", adminAddr, "--data-dir", data)...)
+	}
+	login := []string{"-u", embeddb.DefaultUser, "-p" + embeddb.DefaultPassword, embeddb.DefaultDatabase}
+	r := cli("describe-activity-streams", "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"Status": "started"`) && !strings.Contains(r.stdout, `"Status":"started"`) {
+		t.Fatalf("describe: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if st, _ := os.Stat(filepath.Join(data, "admin.token")); st == nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("admin token file: %v", st)
+	}
+	if out, err := mariadbCLI(t, addr, append(login, "-e", "SELECT 'recorded-1'")...); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if r := cli("stop-activity-stream"); r.code != 0 {
+		t.Fatalf("stop: %s %s", r.stdout, r.stderr)
+	}
+	if r := cli("stop-activity-stream"); r.code != 0 || !strings.Contains(r.stdout+r.stderr, "already") {
+		t.Fatalf("stopping a stopped stream must be a clear idempotent answer: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	out, err := mariadbCLI(t, addr, append(login, "-e", "SELECT 'refused'")...)
+	if err == nil || !strings.Contains(out, "not recording") {
+		t.Fatalf("fail_closed let a session in while stopped: %v %s", err, out)
+	}
+	if r := cli("start-activity-stream", "--mode", "sync"); r.code != 0 {
+		t.Fatalf("start: %s %s", r.stdout, r.stderr)
+	}
+	if out, err := mariadbCLI(t, addr, append(login, "-e", "SELECT 'recorded-2'")...); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	r = cli("describe-activity-streams")
+	if !strings.Contains(r.stdout, "sync") {
+		t.Fatalf("describe after start --mode sync: %s", r.stdout)
+	}
+	// Bad token: 401, nothing changes.
+	bad := filepath.Join(t.TempDir(), "bad.token")
+	os.WriteFile(bad, []byte("not-the-token-0123456789"), 0o600)
+	if r := das(t, nil, "stop-activity-stream", "--admin", adminAddr, "--admin-token-file", bad); r.code == 0 {
+		t.Fatal("a bad token stopped the stream")
+	}
+	code, stderr := stop()
+	if code != 0 {
+		t.Fatalf("das serve exited %d: %s", code, stderr)
+	}
+	for _, id := range []string{"DAS-EVENT-0002", "DAS-EVENT-0003", "DAS-EVENT-0004", "DAS-EVENT-0040", "DAS-EVENT-0041"} {
+		if !strings.Contains(stderr, id) {
+			t.Errorf("event %s was not logged", id)
+		}
+	}
+	r = das(t, nil, "consume", "--from", data)
+	if !strings.Contains(r.stdout, "recorded-1") || !strings.Contains(r.stdout, "recorded-2") || strings.Contains(r.stdout, "'refused'") {
+		t.Fatalf("stream content: %s", r.stdout)
 	}
 }

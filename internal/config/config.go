@@ -58,6 +58,14 @@ type Config struct {
 	UpstreamTLSCA         string        // upstream_tls_ca
 	UpstreamTLSServerName string        // upstream_tls_server_name
 	UpstreamTLSSkipVerify bool          // upstream_tls_skip_verify
+	Mode                  string        // mode: async | sync
+	FailClosed            bool          // fail_closed
+	AutoRestart           bool          // auto_restart
+	KMSRetryWindow        time.Duration // kms_retry_window
+	SyncTimeout           time.Duration // sync_timeout
+	AdminListen           string        // admin_listen
+	AdminTokenFile        string        // admin_token_file
+	Webhooks              string        // webhooks: comma-separated URLs
 	MaxPacket             int64         // max_packet
 	MaxCommandText        int64         // max_command_text
 	ShutdownTimeout       time.Duration // shutdown_timeout
@@ -85,6 +93,10 @@ func Defaults() Config {
 		LogLevel:          "info",
 		Listen:            "127.0.0.1:3307",
 		UpstreamTLS:       "auto",
+		Mode:              "async",
+		KMSRetryWindow:    60 * time.Second,
+		SyncTimeout:       5 * time.Second,
+		AdminListen:       "127.0.0.1:9307",
 		MaxPacket:         1 << 30,
 		MaxCommandText:    1 << 20,
 		ShutdownTimeout:   30 * time.Second,
@@ -98,7 +110,7 @@ type setting struct {
 }
 
 // boolFlags are settings given as flags without a value (--require-tls).
-var boolFlags = map[string]bool{"require_tls": true, "upstream_tls_skip_verify": true}
+var boolFlags = map[string]bool{"require_tls": true, "upstream_tls_skip_verify": true, "fail_closed": true, "auto_restart": true}
 
 func str(f func(c *Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *f(c) = v; return nil }
@@ -217,6 +229,14 @@ var settings = []setting{
 	{"upstream_tls_ca", "serve: CA file to verify the database's certificate (default: system roots)", str(func(c *Config) *string { return &c.UpstreamTLSCA })},
 	{"upstream_tls_server_name", "serve: name to verify in the database's certificate (default: the upstream host)", str(func(c *Config) *string { return &c.UpstreamTLSServerName })},
 	{"upstream_tls_skip_verify", "serve: do not verify the database's certificate (unsafe)", boolean(func(c *Config) *bool { return &c.UpstreamTLSSkipVerify })},
+	{"mode", "serve: async (sessions never wait for the stream) or sync (a statement's answer waits until its event is durable)", oneOf(func(c *Config) *string { return &c.Mode }, "async", "sync")},
+	{"fail_closed", "serve: refuse new database sessions while the stream is not recording", boolean(func(c *Config) *bool { return &c.FailClosed })},
+	{"auto_restart", "serve: start the stream again when KMS answers after an outage (DAS needs a manual restart)", boolean(func(c *Config) *bool { return &c.AutoRestart })},
+	{"kms_retry_window", "serve: how long sealing retries an unreachable KMS before the stream stops (kms-unreachable)", duration(func(c *Config) *time.Duration { return &c.KMSRetryWindow }, 0)},
+	{"sync_timeout", "serve: in sync mode, how long a statement's answer waits for durability before the session goes on", duration(func(c *Config) *time.Duration { return &c.SyncTimeout }, time.Millisecond)},
+	{"admin_listen", "serve: address of the admin API (start/stop/describe the stream, events)", hostPort(func(c *Config) *string { return &c.AdminListen }, true)},
+	{"admin_token_file", "admin API bearer token file, 0600 (default: <data-dir>/admin.token, made on first start; or env DAS_ADMIN_TOKEN)", str(func(c *Config) *string { return &c.AdminTokenFile })},
+	{"webhooks", "serve: comma-separated http(s) URLs that receive every stream event as JSON", str(func(c *Config) *string { return &c.Webhooks })},
 	{"max_packet", "serve: close a session that sends a larger packet", size(func(c *Config) *int64 { return &c.MaxPacket }, 1024)},
 	{"max_command_text", "serve: keep at most this much of a statement's text (and of each bound value) in its event", size(func(c *Config) *int64 { return &c.MaxCommandText }, 1024)},
 	{"shutdown_timeout", "serve: how long sessions may finish after SIGTERM", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0)},

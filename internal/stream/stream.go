@@ -32,7 +32,7 @@ const (
 
 // Reasons a stream stopped.
 const (
-	ReasonOperator       = "operator-request"
+	ReasonOperator       = "requested"
 	ReasonKMSUnreachable = "kms-unreachable"
 	ReasonStartFailed    = "start-failed"
 	ReasonShutdown       = "shutdown"
@@ -336,10 +336,10 @@ func (s *Stream) watch() {
 		switch {
 		case st.EventsDropped > last && !s.lossOpen:
 			s.lossOpen, s.lossDropped = true, last
-			s.notify(EventLossStart, "dropped", fmt.Sprint(st.EventsDropped-last))
+			s.notify(EventLossStart, "missed", fmt.Sprint(st.EventsDropped-last))
 		case st.EventsDropped == last && s.lossOpen:
 			s.lossOpen = false
-			s.notify(EventLossEnd, "lost", fmt.Sprint(st.EventsDropped-s.lossDropped))
+			s.notify(EventLossEnd, "missed", fmt.Sprint(st.EventsDropped-s.lossDropped))
 		}
 		last = st.EventsDropped
 	}
