@@ -111,3 +111,25 @@ fi
 if [ "${#missing[@]}" -eq 0 ]; then
 	echo "== install-test-deps: everything present"
 fi
+
+# --- kinesalite: a Kinesis API server for internal/sink/kinesis tests --------
+# npm package, installed into $KINESALITE_DIR or $(go env GOPATH)/das-node
+# (where internal/testenv looks for it). Needs Node.js (v18+) and npm. Install
+# scripts are skipped: they only build leveldown, and the tests keep streams in
+# memory.
+KINESALITE_VERSION=3.3.3
+kinesalite_dir="${KINESALITE_DIR:-$("$GO" env GOPATH | cut -d: -f1)/das-node}"
+kinesalite_pkg="$kinesalite_dir/node_modules/kinesalite/package.json"
+if ! grep -qs "\"version\": \"$KINESALITE_VERSION\"" "$kinesalite_pkg"; then
+	if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+		echo "install-test-deps: kinesalite needs node and npm (Debian: apt-get install nodejs npm)" >&2
+		exit 1
+	fi
+	echo "== install-test-deps: installing kinesalite@$KINESALITE_VERSION into $kinesalite_dir"
+	mkdir -p "$kinesalite_dir"
+	npm install --prefix "$kinesalite_dir" --no-audit --no-fund --omit=dev --ignore-scripts \
+		"kinesalite@$KINESALITE_VERSION"
+	grep -qs "\"version\": \"$KINESALITE_VERSION\"" "$kinesalite_pkg" ||
+		{ echo "install-test-deps: kinesalite missing after install" >&2; exit 1; }
+fi
+# --- end kinesalite -----------------------------------------------------------
