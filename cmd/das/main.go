@@ -41,6 +41,7 @@ func commands() []command {
 		{"start-activity-stream", "start the activity stream of a running das serve (admin API)", runStartActivityStream},
 		{"stop-activity-stream", "stop the activity stream of a running das serve (admin API)", runStopActivityStream},
 		{"describe-activity-streams", "show the activity stream's status, mode, KMS key, sink and counters", runDescribeActivityStreams},
+		{"preflight", "check the network prerequisites of a stream before it starts", runPreflight},
 		{"version", "print the version", func(_ context.Context, _ []string, _ io.Reader, out, _ io.Writer) error {
 			fmt.Fprintln(out, "das", version)
 			return nil
