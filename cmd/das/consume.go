@@ -15,6 +15,7 @@ import (
 	"github.com/das-mysql/das/internal/config"
 	"github.com/das-mysql/das/internal/event"
 	"github.com/das-mysql/das/internal/kms"
+	"github.com/das-mysql/das/internal/sink/kinesis"
 	"github.com/das-mysql/das/internal/streamlog"
 	"github.com/das-mysql/das/pkg/dasrecord"
 )
@@ -70,6 +71,7 @@ type source interface {
 type logSource struct {
 	r   *streamlog.Reader
 	dir string
+	seq uint64
 }
 
 func (s *logSource) next(ctx context.Context) ([]byte, string, error) {
@@ -77,9 +79,19 @@ func (s *logSource) next(ctx context.Context) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	s.seq = e.Seq
 	file, off := s.r.Where()
 	return e.Data, fmt.Sprintf("seq %d (%s offset %d)", e.Seq, file, off), nil
 }
+
+// seqAt is the sequence the log's layout gives the last line.
+func (s *logSource) seqAt() uint64 { return s.seq }
+
+// kinesisSource reads a Kinesis stream.
+type kinesisSource struct{ r *kinesis.Reader }
+
+func (s kinesisSource) next(ctx context.Context) ([]byte, string, error) { return s.r.Next(ctx) }
+func (s kinesisSource) close() error                                     { return nil }
 
 func (s *logSource) close() error { return s.r.Close() }
 
@@ -108,8 +120,24 @@ func (s *fileSource) next(context.Context) ([]byte, string, error) {
 
 func (s *fileSource) close() error { return s.f.Close() }
 
-// openSource opens --from: a data dir, a stream log dir, or a file of records.
-func openSource(c *config.Config, cf *config.Flags, from string, pos streamlog.Position, follow bool) (source, error) {
+// openSource opens --from: a data dir, a stream log dir, a file of records,
+// or a Kinesis stream.
+func openSource(ctx context.Context, c *config.Config, cf *config.Flags, from string, pos streamlog.Position, follow bool) (source, error) {
+	if strings.HasPrefix(from, "kinesis://") {
+		ro, err := kinesis.ParseReaderURL(from)
+		if err != nil {
+			return nil, err
+		}
+		if ro.Stream == "" && c.StreamID != "" {
+			ro.Stream = kinesis.DefaultStreamPrefix + c.StreamID
+		}
+		ro.Follow = ro.Follow || follow
+		r, err := kinesis.OpenReader(ctx, ro)
+		if err != nil {
+			return nil, err
+		}
+		return kinesisSource{r}, nil
+	}
 	if from != "" {
 		if st, err := os.Stat(from); err == nil && !st.IsDir() {
 			f, err := os.Open(from)
@@ -148,7 +176,7 @@ func openDecrypter(ctx context.Context, c config.Config) (*dasrecord.Decrypter, 
 
 func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs, cf := flagSet("consume", stderr)
-	from := fs.String("from", "", "data dir, stream log dir, or a file of records (default: the data dir)")
+	from := fs.String("from", "", "data dir, stream log dir, a file of records, or kinesis://stream?region=R&endpoint=URL&start=trim_horizon|latest|TIME (default: the data dir)")
 	follow := fs.Bool("follow", false, "wait for new records")
 	var f filter
 	fs.StringVar(&f.user, "user", "", "only events of this database user")
@@ -169,7 +197,7 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 	if *fromSeq > 0 {
 		pos = streamlog.AtSeq(*fromSeq)
 	}
-	src, err := openSource(&c, cf, *from, pos, *follow)
+	src, err := openSource(ctx, &c, cf, *from, pos, *follow)
 	if err != nil {
 		return err
 	}

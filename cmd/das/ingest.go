@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/das-mysql/das/internal/event"
 	"github.com/das-mysql/das/internal/pipeline"
 	"github.com/das-mysql/das/internal/record"
+	"github.com/das-mysql/das/internal/sink/kinesis"
 	"github.com/das-mysql/das/internal/stream"
 	"github.com/das-mysql/das/internal/streamlog"
 )
@@ -21,7 +23,7 @@ import (
 // openStream opens the data dir's stream for writing: the KMS provider, the
 // local log and the stream on them, not yet started. onDurable, when set, is
 // told of each durable record.
-func openStream(ctx context.Context, c config.Config, logger *slog.Logger, notify stream.Notify, onDurable func(seq uint64, events int)) (*stream.Stream, *streamlog.Log, error) {
+func openStream(ctx context.Context, c config.Config, logger *slog.Logger, notify stream.Notify, onDurable func(seq uint64, events int)) (*stream.Stream, io.Closer, error) {
 	if err := c.ResolveStreamID(true); err != nil {
 		return nil, nil, err
 	}
@@ -29,9 +31,7 @@ func openStream(ctx context.Context, c config.Config, logger *slog.Logger, notif
 	if err != nil {
 		return nil, nil, err
 	}
-	l, err := streamlog.Open(c.LogDir(), streamlog.Options{
-		SegmentBytes: c.SegmentBytes, RetainBytes: c.RetainBytes, RetainAge: c.RetainAge, Logger: logger,
-	})
+	sink, closer, sinkName, err := openSink(ctx, c, logger)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -44,7 +44,7 @@ func openStream(ctx context.Context, c config.Config, logger *slog.Logger, notif
 		StreamID: c.StreamID, InstanceID: c.InstanceID,
 		Suite:    record.Options{Suite: suiteOf(c)},
 		Provider: provider, KMSKeyID: keyID, MaxUses: c.DataKeyMaxUses, MaxAge: c.DataKeyMaxAge,
-		Sink: logSink{l}, SinkName: "local:" + c.LogDir(),
+		Sink: sink, SinkName: sinkName,
 		Writer: pipeline.Options{
 			MaxEvents: c.BatchMaxEvents, Linger: c.BatchLinger, QueueEvents: c.QueueEvents,
 			HeartbeatInterval: c.HeartbeatInterval,
@@ -56,7 +56,33 @@ func openStream(ctx context.Context, c config.Config, logger *slog.Logger, notif
 		Notify: notify,
 		Logger: logger,
 	})
-	return st, l, nil
+	return st, closer, nil
+}
+
+// openSink opens the configured sink: the local log, or a Kinesis stream.
+func openSink(ctx context.Context, c config.Config, logger *slog.Logger) (pipeline.Sink, io.Closer, string, error) {
+	switch {
+	case strings.HasPrefix(c.Sink, "kinesis://"):
+		o, err := kinesis.ParseURL(c.Sink)
+		if err != nil {
+			return nil, nil, "", &exitError{code: 2, err: fmt.Errorf("config: sink: %w", err)}
+		}
+		o.StreamID, o.Logger = c.StreamID, logger
+		k, err := kinesis.Open(ctx, o)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("sink %s: %w", c.Sink, err)
+		}
+		return k, k, "kinesis:" + k.Stream(), nil
+	case strings.HasPrefix(c.Sink, "kafka://"):
+		return nil, nil, "", &exitError{code: 2, err: fmt.Errorf("config: sink: %s: the Kafka sink is not built into this das yet", c.Sink)}
+	}
+	l, err := streamlog.Open(c.LogDir(), streamlog.Options{
+		SegmentBytes: c.SegmentBytes, RetainBytes: c.RetainBytes, RetainAge: c.RetainAge, Logger: logger,
+	})
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return logSink{l}, l, "local:" + c.LogDir(), nil
 }
 
 // logSink adapts the local stream log to the pipeline.

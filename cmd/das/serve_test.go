@@ -380,3 +380,28 @@ func TestServeAdmin(t *testing.T) {
 		t.Fatalf("stream content: %s", r.stdout)
 	}
 }
+
+// TestServeKinesis streams the proxy's activity to a real Kinesis API server
+// (kinesalite) under DAS's stream name, and reads it back from there.
+func TestServeKinesis(t *testing.T) {
+	endpoint := testenv.Kinesalite(t)
+	data := t.TempDir()
+	sink := "kinesis://?region=" + testenv.Region + "&endpoint=" + endpoint
+	addr, stop := startServe(t, "--data-dir", data, "--sink", sink)
+	login := []string{"-u", embeddb.DefaultUser, "-p" + embeddb.DefaultPassword, embeddb.DefaultDatabase}
+	if out, err := mariadbCLI(t, addr, append(login, "-e", "SELECT 'to-kinesis'")...); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if code, stderr := stop(); code != 0 {
+		t.Fatalf("das serve exited %d: %s", code, stderr)
+	}
+	id, _ := os.ReadFile(filepath.Join(data, "stream-id"))
+	from := "kinesis://aws-rds-das-" + strings.TrimSpace(string(id)) + "?region=" + testenv.Region + "&endpoint=" + endpoint
+	r := das(t, nil, "consume", "--from", from, "--data-dir", data)
+	if r.code != 0 || !strings.Contains(r.stdout, "to-kinesis") {
+		t.Fatalf("consume from Kinesis: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := das(t, nil, "verify", "--from", from, "--data-dir", data); r.code != 0 || !strings.HasPrefix(r.stdout, "intact:") {
+		t.Fatalf("verify from Kinesis: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -90,19 +90,17 @@ func short(h string) string {
 
 func runVerify(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs, cf := flagSet("verify", stderr)
-	from := fs.String("from", "", "data dir or stream log dir (default: the data dir)")
+	from := fs.String("from", "", "data dir, stream log dir, a file of records, or kinesis://stream?region=R&endpoint=URL (default: the data dir)")
 	chainOnly := fs.Bool("chain-only", false, "check sequence and digests only, without KMS (cannot prove the newest record authentic)")
 	c, err := parse(fs, cf, args)
 	if err != nil {
 		return err
 	}
-	dir := resolveFrom(&c, cf, *from)
-	r, err := streamlog.OpenReader(dir, streamlog.Start)
+	src, err := openSource(ctx, &c, cf, *from, streamlog.Start, false)
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
-	defer r.Close()
-	r.Raw(true)
+	defer src.close()
 	var dec *dasrecord.Decrypter
 	if !*chainOnly {
 		if dec, err = openDecrypter(ctx, c); err != nil {
@@ -111,7 +109,7 @@ func runVerify(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	v := &chainCheck{streamID: c.StreamID}
 	for {
-		e, err := r.Next(ctx)
+		line, where, err := src.next(ctx)
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -126,19 +124,17 @@ func runVerify(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 			}
 			break
 		}
-		file, off := r.Where()
-		where := fmt.Sprintf("seq %d", e.Seq)
-		rec, err := dasrecord.Parse(e.Data)
+		rec, err := dasrecord.Parse(line)
 		if err != nil {
-			v.fail("%s (%s offset %d): corrupted: %v", where, file, off, err)
+			v.fail("%s: corrupted: %v", where, err)
 			continue
 		}
-		if rec.Seq != e.Seq {
+		if pos, ok := src.(interface{ seqAt() uint64 }); ok && rec.Seq != pos.seqAt() {
 			// The log's position and the record disagree: lines were added,
 			// removed or moved inside a segment.
-			where = fmt.Sprintf("record at %s offset %d (claims seq %d)", file, off, rec.Seq)
+			where = fmt.Sprintf("record at log position %s claims seq %d", where, rec.Seq)
 		}
-		v.add(where, e.Data, rec)
+		v.add(where, line, rec)
 		if dec != nil {
 			o, err := dec.Open(ctx, rec)
 			if err != nil {

@@ -40,6 +40,7 @@ type Config struct {
 	QueueEvents       int           // queue_events
 	HeartbeatInterval time.Duration // heartbeat_interval
 
+	Sink         string        // sink: local | kinesis://... | kafka://...
 	SegmentBytes int64         // log_segment_bytes
 	RetainBytes  int64         // log_retain_bytes
 	RetainAge    time.Duration // log_retain_age
@@ -87,6 +88,7 @@ func Defaults() Config {
 		BatchLinger:       5 * time.Millisecond,
 		QueueEvents:       65536,
 		HeartbeatInterval: 10 * time.Second,
+		Sink:              "local",
 		SegmentBytes:      64 << 20,
 		InstanceID:        "das-" + host,
 		ServerHost:        host,
@@ -214,6 +216,13 @@ var settings = []setting{
 	{"batch_linger", "how long a record waits for more events", duration(func(c *Config) *time.Duration { return &c.BatchLinger }, 0)},
 	{"queue_events", "events buffered before the stream sheds load (async)", integer(func(c *Config) *int { return &c.QueueEvents }, 1)},
 	{"heartbeat_interval", "a heartbeat record is sealed after this long without activity (0 disables)", duration(func(c *Config) *time.Duration { return &c.HeartbeatInterval }, 0)},
+	{"sink", "where sealed records go: local (segment log in the data dir), kinesis://STREAM?region=R&endpoint=URL (empty STREAM: aws-rds-das-<stream id>) or kafka://BROKER,BROKER/TOPIC", func(c *Config, v string) error {
+		if v != "local" && !strings.HasPrefix(v, "kinesis://") && !strings.HasPrefix(v, "kafka://") {
+			return fmt.Errorf("%q is not a sink (write local, kinesis://STREAM?region=R or kafka://BROKER/TOPIC)", v)
+		}
+		c.Sink = v
+		return nil
+	}},
 	{"log_segment_bytes", "rotate a stream log segment at this size", size(func(c *Config) *int64 { return &c.SegmentBytes }, 4096)},
 	{"log_retain_bytes", "delete the oldest segments beyond this total (0: keep all)", size(func(c *Config) *int64 { return &c.RetainBytes }, 0)},
 	{"log_retain_age", "delete segments older than this (0: keep all)", duration(func(c *Config) *time.Duration { return &c.RetainAge }, 0)},
