@@ -15,6 +15,7 @@ import (
 	"github.com/das-mysql/das/internal/config"
 	"github.com/das-mysql/das/internal/event"
 	"github.com/das-mysql/das/internal/kms"
+	"github.com/das-mysql/das/internal/sink/kafka"
 	"github.com/das-mysql/das/internal/sink/kinesis"
 	"github.com/das-mysql/das/internal/streamlog"
 	"github.com/das-mysql/das/pkg/dasrecord"
@@ -87,6 +88,12 @@ func (s *logSource) next(ctx context.Context) ([]byte, string, error) {
 // seqAt is the sequence the log's layout gives the last line.
 func (s *logSource) seqAt() uint64 { return s.seq }
 
+// kafkaSource reads a Kafka topic.
+type kafkaSource struct{ r *kafka.Reader }
+
+func (s kafkaSource) next(ctx context.Context) ([]byte, string, error) { return s.r.Next(ctx) }
+func (s kafkaSource) close() error                                     { return s.r.Close() }
+
 // kinesisSource reads a Kinesis stream.
 type kinesisSource struct{ r *kinesis.Reader }
 
@@ -123,6 +130,18 @@ func (s *fileSource) close() error { return s.f.Close() }
 // openSource opens --from: a data dir, a stream log dir, a file of records,
 // or a Kinesis stream.
 func openSource(ctx context.Context, c *config.Config, cf *config.Flags, from string, pos streamlog.Position, follow bool) (source, error) {
+	if strings.HasPrefix(from, "kafka://") {
+		ro, err := kafka.ParseReaderURL(from)
+		if err != nil {
+			return nil, err
+		}
+		ro.Follow = ro.Follow || follow
+		r, err := kafka.OpenReader(ctx, ro)
+		if err != nil {
+			return nil, err
+		}
+		return kafkaSource{r}, nil
+	}
 	if strings.HasPrefix(from, "kinesis://") {
 		ro, err := kinesis.ParseReaderURL(from)
 		if err != nil {
@@ -176,7 +195,7 @@ func openDecrypter(ctx context.Context, c config.Config) (*dasrecord.Decrypter, 
 
 func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs, cf := flagSet("consume", stderr)
-	from := fs.String("from", "", "data dir, stream log dir, a file of records, or kinesis://stream?region=R&endpoint=URL&start=trim_horizon|latest|TIME (default: the data dir)")
+	from := fs.String("from", "", "data dir, stream log dir, a file of records, kafka://BROKERS/TOPIC?start=earliest|latest&group=G, or kinesis://stream?region=R&endpoint=URL&start=trim_horizon|latest|TIME (default: the data dir)")
 	follow := fs.Bool("follow", false, "wait for new records")
 	var f filter
 	fs.StringVar(&f.user, "user", "", "only events of this database user")

@@ -15,6 +15,7 @@ import (
 	"github.com/das-mysql/das/internal/event"
 	"github.com/das-mysql/das/internal/pipeline"
 	"github.com/das-mysql/das/internal/record"
+	"github.com/das-mysql/das/internal/sink/kafka"
 	"github.com/das-mysql/das/internal/sink/kinesis"
 	"github.com/das-mysql/das/internal/stream"
 	"github.com/das-mysql/das/internal/streamlog"
@@ -74,7 +75,16 @@ func openSink(ctx context.Context, c config.Config, logger *slog.Logger) (pipeli
 		}
 		return k, k, "kinesis:" + k.Stream(), nil
 	case strings.HasPrefix(c.Sink, "kafka://"):
-		return nil, nil, "", &exitError{code: 2, err: fmt.Errorf("config: sink: %s: the Kafka sink is not built into this das yet", c.Sink)}
+		o, err := kafka.ParseURL(c.Sink)
+		if err != nil {
+			return nil, nil, "", &exitError{code: 2, err: fmt.Errorf("config: sink: %w", err)}
+		}
+		o.StreamID, o.Sync, o.Logger = c.StreamID, c.Mode == "sync", logger
+		k, err := kafka.Open(ctx, o)
+		if err != nil {
+			return nil, nil, "", fmt.Errorf("sink %s: %w", c.Sink, err)
+		}
+		return k, k, "kafka:" + o.Topic, nil
 	}
 	l, err := streamlog.Open(c.LogDir(), streamlog.Options{
 		SegmentBytes: c.SegmentBytes, RetainBytes: c.RetainBytes, RetainAge: c.RetainAge, Logger: logger,

@@ -25,6 +25,7 @@ type chainCheck struct {
 	havePrev         bool
 	breaks           []string
 	retiredBeforeOne bool
+	others           int // records of other streams in a shared topic
 	tornTail         string
 }
 
@@ -96,6 +97,12 @@ func runVerify(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
+	// A Kafka topic or Kinesis stream may carry several das streams: check
+	// the one of this data dir (or --stream-id), and pass over the others.
+	shared := strings.HasPrefix(*from, "kafka://") || strings.HasPrefix(*from, "kinesis://")
+	if shared && c.StreamID == "" {
+		_ = c.ResolveStreamID(false)
+	}
 	src, err := openSource(ctx, &c, cf, *from, streamlog.Start, false)
 	if err != nil {
 		return &exitError{code: 1, err: err}
@@ -134,6 +141,10 @@ func runVerify(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 			// removed or moved inside a segment.
 			where = fmt.Sprintf("record at log position %s claims seq %d", where, rec.Seq)
 		}
+		if shared && v.streamID != "" && rec.StreamID != v.streamID {
+			v.others++
+			continue
+		}
 		v.add(where, line, rec)
 		if dec != nil {
 			o, err := dec.Open(ctx, rec)
@@ -151,6 +162,9 @@ func runVerify(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	note := ""
 	if v.retiredBeforeOne {
 		note += fmt.Sprintf("; records before seq %d retired by retention", v.first)
+	}
+	if v.others > 0 {
+		note += fmt.Sprintf("; %d records of other streams passed over", v.others)
 	}
 	if v.tornTail != "" {
 		note += "; an uncommitted tail is not counted (" + v.tornTail + ")"
