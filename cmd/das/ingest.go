@@ -54,8 +54,9 @@ func openStream(ctx context.Context, c config.Config, logger *slog.Logger, notif
 		},
 		Mode: c.Mode, FailClosed: c.FailClosed, AutoRestart: c.AutoRestart,
 		RetryWindow: c.KMSRetryWindow, SyncTimeout: c.SyncTimeout,
-		Notify: notify,
-		Logger: logger,
+		SpoolRecords: spoolRecords(c),
+		Notify:       notify,
+		Logger:       logger,
 	})
 	return st, closer, nil
 }
@@ -159,4 +160,11 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	d := s.Describe()
 	logger.Info("ingest done", "stream_id", d.StreamID, "events", d.Counters["events_durable"], "records", d.Counters["records"], "last_seq", d.Counters["last_seq"])
 	return inErr
+}
+
+func spoolRecords(c config.Config) int {
+	if c.SpoolOnKMSOutage {
+		return c.SpoolMaxRecords
+	}
+	return 0
 }

@@ -64,6 +64,8 @@ type Config struct {
 	AutoRestart           bool          // auto_restart
 	KMSRetryWindow        time.Duration // kms_retry_window
 	SyncTimeout           time.Duration // sync_timeout
+	SpoolOnKMSOutage      bool          // spool_on_kms_outage
+	SpoolMaxRecords       int           // spool_max_records
 	AdminListen           string        // admin_listen
 	AdminTokenFile        string        // admin_token_file
 	Webhooks              string        // webhooks: comma-separated URLs
@@ -98,6 +100,7 @@ func Defaults() Config {
 		Mode:              "async",
 		KMSRetryWindow:    60 * time.Second,
 		SyncTimeout:       5 * time.Second,
+		SpoolMaxRecords:   100000,
 		AdminListen:       "127.0.0.1:9307",
 		MaxPacket:         1 << 30,
 		MaxCommandText:    1 << 20,
@@ -112,7 +115,7 @@ type setting struct {
 }
 
 // boolFlags are settings given as flags without a value (--require-tls).
-var boolFlags = map[string]bool{"require_tls": true, "upstream_tls_skip_verify": true, "fail_closed": true, "auto_restart": true}
+var boolFlags = map[string]bool{"require_tls": true, "upstream_tls_skip_verify": true, "fail_closed": true, "auto_restart": true, "spool_on_kms_outage": true}
 
 func str(f func(c *Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *f(c) = v; return nil }
@@ -243,6 +246,8 @@ var settings = []setting{
 	{"auto_restart", "serve: start the stream again when KMS answers after an outage (DAS needs a manual restart)", boolean(func(c *Config) *bool { return &c.AutoRestart })},
 	{"kms_retry_window", "serve: how long sealing retries an unreachable KMS before the stream stops (kms-unreachable)", duration(func(c *Config) *time.Duration { return &c.KMSRetryWindow }, 0)},
 	{"sync_timeout", "serve: in sync mode, how long a statement's answer waits for durability before the session goes on", duration(func(c *Config) *time.Duration { return &c.SyncTimeout }, time.Millisecond)},
+	{"spool_on_kms_outage", "serve: keep recording through a KMS outage under the last valid data key (bounded by spool_max_records) instead of stopping the stream", boolean(func(c *Config) *bool { return &c.SpoolOnKMSOutage })},
+	{"spool_max_records", "serve: records sealed under the last data key during one KMS outage at most", integer(func(c *Config) *int { return &c.SpoolMaxRecords }, 1)},
 	{"admin_listen", "serve: address of the admin API (start/stop/describe the stream, events)", hostPort(func(c *Config) *string { return &c.AdminListen }, true)},
 	{"admin_token_file", "admin API bearer token file, 0600 (default: <data-dir>/admin.token, made on first start; or env DAS_ADMIN_TOKEN)", str(func(c *Config) *string { return &c.AdminTokenFile })},
 	{"webhooks", "serve: comma-separated http(s) URLs that receive every stream event as JSON", str(func(c *Config) *string { return &c.Webhooks })},

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -515,5 +516,74 @@ func BenchmarkDecryptCacheHit(b *testing.B) {
 		if _, err := c.Decrypt(ctx, dk.Ciphertext, streamCtx); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// failingProvider fails GenerateDataKey while down is set.
+type failingProvider struct {
+	Provider
+	mu   sync.Mutex
+	down bool
+}
+
+func (f *failingProvider) GenerateDataKey(ctx context.Context, ec map[string]string) (DataKey, error) {
+	f.mu.Lock()
+	down := f.down
+	f.mu.Unlock()
+	if down {
+		return DataKey{}, errors.New("dial tcp: connection refused")
+	}
+	return f.Provider.GenerateDataKey(ctx, ec)
+}
+
+func TestKeyCacheGrace(t *testing.T) {
+	local, err := OpenLocal(filepath.Join(t.TempDir(), "k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &failingProvider{Provider: local}
+	var started, ended int
+	var served int
+	c := NewKeyCache(p, map[string]string{"a": "b"}, 1, 0, WithGrace(2, func(err error, n int) {
+		if err != nil {
+			started++
+		} else {
+			ended++
+			served = n
+		}
+	}))
+	defer c.Close()
+	l, err := c.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := l.Generation()
+	l.Release()
+	p.mu.Lock()
+	p.down = true
+	p.mu.Unlock()
+	for i := range 2 {
+		l, err := c.Acquire(context.Background())
+		if err != nil {
+			t.Fatalf("grace acquisition %d: %v", i, err)
+		}
+		if l.Generation() != first {
+			t.Fatal("grace must reuse the last valid key")
+		}
+		l.Release()
+	}
+	if _, err := c.Acquire(context.Background()); err == nil {
+		t.Fatal("the grace period is not bounded")
+	}
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+	l, err = c.Acquire(context.Background())
+	if err != nil || l.Generation() == first {
+		t.Fatalf("after KMS returns a new key must be made: %v", err)
+	}
+	l.Release()
+	if started != 1 || ended != 1 || served != 2 {
+		t.Fatalf("grace callbacks: started %d ended %d served %d", started, ended, served)
 	}
 }

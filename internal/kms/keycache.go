@@ -28,6 +28,10 @@ type KeyCache struct {
 	closed    bool
 	generated uint64
 	acquired  uint64
+
+	graceMax  int // WithGrace: extra acquisitions of the last key while KMS fails
+	graceUsed int
+	onGrace   func(err error, served int)
 }
 
 type cachedKey struct {
@@ -46,6 +50,16 @@ type keyFlight struct {
 
 // KeyCacheOption configures a KeyCache.
 type KeyCacheOption func(*KeyCache)
+
+// WithGrace keeps the last valid data key in service past its limits while
+// KMS cannot make a new one, for at most maxExtraUses more acquisitions: the
+// spool_on_kms_outage option, which keeps a stream recording through a KMS
+// outage instead of stopping. onGrace is told when the grace period starts
+// (with the KMS error) and when a new key ends it (err nil, with the number of
+// acquisitions it served).
+func WithGrace(maxExtraUses int, onGrace func(err error, served int)) KeyCacheOption {
+	return func(c *KeyCache) { c.graceMax, c.onGrace = maxExtraUses, onGrace }
+}
 
 // WithClock replaces time.Now, for tests of maxAge.
 func WithClock(now func() time.Time) KeyCacheOption {
@@ -150,8 +164,27 @@ func (c *KeyCache) Acquire(ctx context.Context) (*Lease, error) {
 		if err != nil {
 			f.err = fmt.Errorf("kms: %s: acquire data key: %w", c.p.Name(), err)
 			close(f.done)
+			if k := c.cur; k != nil && c.graceUsed < c.graceMax && !c.closed {
+				c.graceUsed++
+				k.uses++
+				k.refs++
+				c.acquired++
+				first := c.graceUsed == 1
+				c.mu.Unlock()
+				if first && c.onGrace != nil {
+					c.onGrace(f.err, 0)
+				}
+				return &Lease{c: c, k: k}, nil
+			}
 			c.mu.Unlock()
 			return nil, f.err
+		}
+		if c.graceUsed > 0 {
+			served := c.graceUsed
+			c.graceUsed = 0
+			if c.onGrace != nil {
+				defer c.onGrace(nil, served)
+			}
 		}
 		c.generated++
 		if c.closed {

@@ -50,6 +50,8 @@ const (
 	EventLossEnd      = "DAS-EVENT-0021"
 	EventFailClosedOn = "DAS-EVENT-0040"
 	EventFailClosedOf = "DAS-EVENT-0041"
+	EventSpoolOn      = "DAS-EVENT-0070"
+	EventSpoolDrained = "DAS-EVENT-0071"
 )
 
 // Notify raises an event of the catalogue.
@@ -76,6 +78,10 @@ type Options struct {
 	ProbeInterval time.Duration
 	// SyncTimeout bounds how long a sync-mode session waits for durability.
 	SyncTimeout time.Duration
+	// SpoolRecords > 0 is spool_on_kms_outage: while KMS cannot make a new
+	// data key, up to this many records are sealed under the last valid one
+	// and go to the sink in order, instead of the stream stopping.
+	SpoolRecords int
 	Notify      Notify
 	Logger      *slog.Logger
 }
@@ -178,7 +184,17 @@ func (s *Stream) Start(ctx context.Context, mode string) (Status, error) {
 	s.notify(EventStarting, "mode", s.Mode())
 
 	// Prove KMS answers before saying started: the first data key.
-	keys := kms.NewKeyCache(s.o.Provider, dasrecord.ContextFor(s.o.StreamID), s.o.MaxUses, s.o.MaxAge)
+	var kopts []kms.KeyCacheOption
+	if s.o.SpoolRecords > 0 {
+		kopts = append(kopts, kms.WithGrace(s.o.SpoolRecords, func(err error, served int) {
+			if err != nil {
+				s.notify(EventSpoolOn, "class", kms.ClassifyError(err), "error", err.Error())
+				return
+			}
+			s.notify(EventSpoolDrained, "spooled", fmt.Sprint(served))
+		}))
+	}
+	keys := kms.NewKeyCache(s.o.Provider, dasrecord.ContextFor(s.o.StreamID), s.o.MaxUses, s.o.MaxAge, kopts...)
 	lease, err := keys.Acquire(ctx)
 	if err != nil {
 		keys.Close()

@@ -342,3 +342,53 @@ func TestSyncModeHoldsTheAnswer(t *testing.T) {
 		t.Logf("async query took %v (sink delay %v): the machine is slow", time.Since(start), delay)
 	}
 }
+
+// TestKMSOutageSpool: with spool_on_kms_outage the stream keeps recording
+// through a KMS outage under the last valid data key, bounded, and nothing
+// is lost.
+func TestKMSOutageSpool(t *testing.T) {
+	endpoint, keyARN := testenv.LocalKMS(t)
+	g := newGate(t, strings.TrimPrefix(endpoint, "http://"))
+	ctx := context.Background()
+	p, err := kms.OpenAWS(ctx, kms.AWSOptions{KeyID: keyARN, Endpoint: "http://" + g.addr, MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	l, err := streamlog.Open(dir, streamlog.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rec := &recorder{}
+	s := New(Options{
+		StreamID: "cluster-SPOOLSPOOLSPOOLSPOOLSPOOLSP", Provider: p, MaxUses: 1, MaxAge: time.Hour,
+		Sink: logSink{l}, Writer: pipeline.Options{MaxEvents: 1}, SpoolRecords: 100,
+		RetryWindow: 300 * time.Millisecond, ProbeInterval: 100 * time.Millisecond,
+		Notify: rec.notify, Logger: slog.New(slog.DiscardHandler),
+	})
+	defer s.Close(ctx)
+	if _, err := s.Start(ctx, "async"); err != nil {
+		t.Fatal(err)
+	}
+	s.Submit(query("before"))
+	waitFor(t, "1 durable event", func() bool { return s.Describe().Counters["events_durable"] == 1 })
+	g.close()
+	for i := range 5 {
+		s.Submit(query(fmt.Sprint("outage ", i)))
+	}
+	waitFor(t, "outage events durable", func() bool { return s.Describe().Counters["events_durable"] == 6 })
+	if st := s.Describe(); st.State != Started {
+		t.Fatalf("the stream stopped although it spools: %+v", st)
+	}
+	if _, ok := rec.has(EventSpoolOn); !ok {
+		t.Fatal("no spool event")
+	}
+	g.open()
+	s.Submit(query("after"))
+	waitFor(t, "drained", func() bool { _, ok := rec.has(EventSpoolDrained); return ok })
+	waitFor(t, "7 durable events", func() bool { return s.Describe().Counters["events_durable"] == 7 })
+	if d := s.Describe().Counters["events_dropped"]; d != 0 {
+		t.Fatalf("%d events lost", d)
+	}
+}
