@@ -15,6 +15,8 @@
 #   DAS_CMD=           command that runs das in the foreground (see below);
 #                      default: das built from this checkout, async mode,
 #                      local KMS, local log; "none": the das leg is skipped
+#   DAS_ARGS=          extra das serve flags, e.g. "--mode sync"
+#   DAS_SINK=local     local, or kafka (an in-process Kafka cluster, bench/kfake)
 #   KEEP=1             keep the work directory (logs) after the run
 set -euo pipefail
 
@@ -153,7 +155,18 @@ DAS_PID=
 if [ -z "$DAS_CMD" ]; then
 	log "building das"
 	(cd "$(dirname "$0")/.." && go build -o "$WORK/das" ./cmd/das) || die "go build failed"
-	DAS_CMD="$WORK/das serve --listen \$DAS_LISTEN --upstream \$DAS_UPSTREAM --data-dir \$DAS_DATA_DIR --upstream-tls off --log-level warn"
+	SINK_ARGS=
+	if [ "${DAS_SINK:-local}" = kafka ]; then
+		(cd "$(dirname "$0")/.." && go build -o "$WORK/kfake" ./bench/kfake) || die "go build kfake failed"
+		mkfifo "$WORK/kfake.in"
+		"$WORK/kfake" <"$WORK/kfake.in" >"$WORK/kfake.addr" 2>&1 &
+		PIDS+=($!)
+		exec 7>"$WORK/kfake.in" # kfake runs while this stays open
+		for _ in $(seq 50); do [ -s "$WORK/kfake.addr" ] && break; sleep 0.1; done
+		SINK_ARGS="--sink kafka://$(head -1 "$WORK/kfake.addr")/das-bench"
+		log "kafka (kfake) at $(head -1 "$WORK/kfake.addr")"
+	fi
+	DAS_CMD="$WORK/das serve --listen \$DAS_LISTEN --upstream \$DAS_UPSTREAM --data-dir \$DAS_DATA_DIR --upstream-tls off --admin-listen 127.0.0.1:0 --log-level warn $SINK_ARGS ${DAS_ARGS:-}"
 fi
 if [ "$DAS_CMD" != none ]; then
 	export DAS_LISTEN="$HOST:$DAS_PORT" DAS_UPSTREAM="$HOST:$DB_PORT" DAS_DATA_DIR="$WORK/das-data"

@@ -51,8 +51,13 @@ type Options struct {
 	// OnSealFailure is called once when a batch could not be sealed within
 	// the retry window; its events are dropped and counted.
 	OnSealFailure func(err error)
-	Logger        *slog.Logger
-	Now           func() time.Time
+	// SinkStall: a record not durable this long after it was handed to the
+	// sink means the sink is unreachable; OnSinkStall(true) says so once,
+	// OnSinkStall(false) when records become durable again. Zero disables.
+	SinkStall   time.Duration
+	OnSinkStall func(stalled bool)
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // Stats are the writer's counters.
@@ -336,8 +341,27 @@ func (w *Writer) sealWithRetry(batch []event.Event, seq uint64, prev *dasrecord.
 // acker waits for each record's durability in order and releases its waiters.
 func (w *Writer) acker() {
 	defer close(w.done)
+	stalled := false
 	for p := range w.acks {
+		var timer *time.Timer
+		var fired atomic.Bool
+		if w.o.SinkStall > 0 && w.o.OnSinkStall != nil && !stalled {
+			timer = time.AfterFunc(w.o.SinkStall, func() {
+				fired.Store(true)
+				w.o.OnSinkStall(true)
+			})
+		}
 		err := p.wait()
+		if timer != nil {
+			timer.Stop()
+			if fired.Load() {
+				stalled = true
+			}
+		}
+		if stalled && err == nil {
+			stalled = false
+			w.o.OnSinkStall(false)
+		}
 		if err != nil {
 			w.sinkErrs.Add(1)
 			w.dropped.Add(uint64(p.events))

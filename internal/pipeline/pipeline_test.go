@@ -275,3 +275,23 @@ func TestSubmitAfterClose(t *testing.T) {
 		t.Fatalf("Enqueue after Close: %v", err)
 	}
 }
+
+func TestSinkStallEvents(t *testing.T) {
+	sink := &memSink{delay: 200 * time.Millisecond}
+	var mu sync.Mutex
+	var got []bool
+	w := New(&textSealer{}, sink, Options{MaxEvents: 1, SinkStall: 50 * time.Millisecond, OnSinkStall: func(s bool) {
+		mu.Lock()
+		got = append(got, s)
+		mu.Unlock()
+	}})
+	w.Submit(q("slow"))
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || !got[0] || got[1] {
+		t.Fatalf("stall events %v, want [true false]", got)
+	}
+}

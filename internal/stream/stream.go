@@ -50,6 +50,8 @@ const (
 	EventLossEnd      = "DAS-EVENT-0021"
 	EventFailClosedOn = "DAS-EVENT-0040"
 	EventFailClosedOf = "DAS-EVENT-0041"
+	EventSinkDown     = "DAS-EVENT-0030"
+	EventSinkUp       = "DAS-EVENT-0031"
 	EventSpoolOn      = "DAS-EVENT-0070"
 	EventSpoolDrained = "DAS-EVENT-0071"
 )
@@ -82,8 +84,8 @@ type Options struct {
 	// data key, up to this many records are sealed under the last valid one
 	// and go to the sink in order, instead of the stream stopping.
 	SpoolRecords int
-	Notify      Notify
-	Logger      *slog.Logger
+	Notify       Notify
+	Logger       *slog.Logger
 }
 
 // Status describes a stream.
@@ -215,6 +217,16 @@ func (s *Stream) Start(ctx context.Context, mode string) (Status, error) {
 	wo.Logger = s.o.Logger
 	wo.RetryWindow = s.o.RetryWindow
 	wo.OnSealFailure = s.sealFailed
+	if wo.SinkStall == 0 {
+		wo.SinkStall = 5 * time.Second
+	}
+	wo.OnSinkStall = func(stalled bool) {
+		if stalled {
+			s.notify(EventSinkDown, "sink", s.o.SinkName)
+		} else {
+			s.notify(EventSinkUp, "sink", s.o.SinkName)
+		}
+	}
 	w := pipeline.New(sealer, s.o.Sink, wo)
 
 	s.mu.Lock()
