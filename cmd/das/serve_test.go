@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -326,8 +330,18 @@ func TestServeClearErrors(t *testing.T) {
 // new sessions), start in sync mode (recorded again), and the events.
 func TestServeAdmin(t *testing.T) {
 	data := t.TempDir()
+	var hookMu sync.Mutex
+	var hooked []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct{ ID string }
+		json.NewDecoder(r.Body).Decode(&ev)
+		hookMu.Lock()
+		hooked = append(hooked, ev.ID)
+		hookMu.Unlock()
+	}))
+	defer hook.Close()
 	adminAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	addr, stop := startServe(t, "--data-dir", data, "--admin-listen", adminAddr, "--fail-closed")
+	addr, stop := startServe(t, "--data-dir", data, "--admin-listen", adminAddr, "--fail-closed", "--webhooks", hook.URL)
 	cli := func(args ...string) result {
 		return das(t, nil, append(args, "--admin", adminAddr, "--data-dir", data)...)
 	}
@@ -376,6 +390,14 @@ func TestServeAdmin(t *testing.T) {
 		if !strings.Contains(stderr, id) {
 			t.Errorf("event %s was not logged", id)
 		}
+	}
+	// The webhook received the lifecycle in order (das flushes it at exit).
+	hookMu.Lock()
+	got := strings.Join(hooked, " ")
+	hookMu.Unlock()
+	want := "DAS-EVENT-0001 DAS-EVENT-0002 DAS-EVENT-0041 DAS-EVENT-0003 DAS-EVENT-0004 DAS-EVENT-0040 DAS-EVENT-0001 DAS-EVENT-0002 DAS-EVENT-0041"
+	if !strings.HasPrefix(got, want) {
+		t.Fatalf("webhook got %q, want it to start with %q", got, want)
 	}
 	r = das(t, nil, "consume", "--from", data)
 	if !strings.Contains(r.stdout, "recorded-1") || !strings.Contains(r.stdout, "recorded-2") || strings.Contains(r.stdout, "'refused'") {
