@@ -290,7 +290,10 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 					break fill
 				}
 			}
-			if len(batch) >= w.o.MaxEvents || w.o.Linger <= 0 {
+			// A session waiting in sync mode is not kept waiting for more
+			// events: the records sealed while the sink commits the previous
+			// one already group the sessions that arrive meanwhile.
+			if len(batch) >= w.o.MaxEvents || w.o.Linger <= 0 || len(dones) > 0 {
 				flush()
 			} else if lingerC == nil {
 				if linger == nil {
