@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/das-mysql/das/internal/testenv"
 )
 
@@ -94,5 +96,36 @@ func TestPreflightAWS(t *testing.T) {
 	}
 	if code, _, errs = runPreflightCmd(t, "aws", "--region", "us-east-1"); code != 2 || !strings.Contains(errs, "--db-cluster-identifier and --region are required") {
 		t.Errorf("missing cluster: exit %d %s", code, errs)
+	}
+}
+
+func TestPreflightKafkaSink(t *testing.T) {
+	cl, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "das-activity"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	dir := t.TempDir()
+	code, out, errs := runPreflightCmd(t, "--data-dir", dir, "--sink", "kafka://"+cl.ListenAddrs()[0]+"/das-activity")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	for _, w := range []string{"PASS sink.kafka.brokers", "PASS sink.kafka.topic", "topic das-activity exists: 2 partitions",
+		"PASS sink.kafka.produce", "nothing was written", "none failed"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	if strings.Contains(out, "sink.writable") {
+		t.Errorf("a Kafka sink got the local log's checks:\n%s", out)
+	}
+
+	// A topic that may not be created fails the preflight, with the fix.
+	code, out, _ = runPreflightCmd(t, "--data-dir", dir, "--sink", "kafka://"+cl.ListenAddrs()[0]+"/das-other?create_topic=false")
+	if code != 1 || !strings.Contains(out, "FAIL sink.kafka.topic") || !strings.Contains(out, "fix: create it (kafka-topics.sh") {
+		t.Errorf("exit %d:\n%s", code, out)
+	}
+	if testing.Verbose() {
+		t.Log(out)
 	}
 }

@@ -83,7 +83,14 @@ func Local(ctx context.Context, c config.Config, o Options) *Report {
 			return checkLocalKey(ctx, c.LocalKeyFile(), encCtx)
 		}))
 	}
-	checkSink(ctx, r, c, o)
+	switch {
+	case strings.HasPrefix(c.Sink, "kafka://"):
+		checkKafka(ctx, r, c, o)
+	case strings.HasPrefix(c.Sink, "kinesis://"):
+		checkKinesis(ctx, r, c, o)
+	default:
+		checkSink(ctx, r, c, o)
+	}
 	checkUpstream(ctx, r, c, o)
 	return r
 }
