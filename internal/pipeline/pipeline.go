@@ -72,6 +72,7 @@ var ErrClosed = errors.New("pipeline: stream writer closed")
 type item struct {
 	ev   event.Event
 	done chan<- error // sync mode: told when durable
+	ack  func()       // EnqueueAck: called once durable
 }
 
 // Writer is one stream's writer.
@@ -91,6 +92,12 @@ type Writer struct {
 
 	sealFailed bool // OnSealFailure was called (run goroutine only)
 
+	// inflight counts records handed to the sink and not yet durable; the
+	// acker kicks the writer when one completes, so that sync-mode events
+	// gathered meanwhile are sealed together (group commit).
+	inflight atomic.Int64
+	kick     chan struct{}
+
 	eventsIn, dropped, durable, records, heartbeats, sealErrs, sinkErrs, lastSeq atomic.Uint64
 }
 
@@ -99,6 +106,7 @@ type pending struct {
 	events int
 	wait   func() error
 	dones  []chan<- error
+	acks   []func()
 }
 
 // New starts a writer that continues the chain found in sink.
@@ -120,6 +128,7 @@ func New(sealer Sealer, sink Sink, o Options) *Writer {
 		in:   make(chan item, o.QueueEvents),
 		acks: make(chan pending, 64),
 		done: make(chan struct{}),
+		kick: make(chan struct{}, 1),
 	}
 	seq, line := sink.Last()
 	w.lastSeq.Store(seq)
@@ -153,6 +162,12 @@ func (w *Writer) SubmitWait(ctx context.Context, ev event.Event) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// EnqueueAck is Enqueue with an acknowledgement: ack is called, in order,
+// once the event's record is durable (a log tailer checkpoints on it).
+func (w *Writer) EnqueueAck(ctx context.Context, ev event.Event, ack func()) error {
+	return w.enqueue(ctx, item{ev: ev, ack: ack}, true)
 }
 
 // Enqueue queues an event, waiting while the queue is full: backpressure
@@ -223,6 +238,7 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 	defer close(w.acks)
 	batch := make([]event.Event, 0, w.o.MaxEvents)
 	var dones []chan<- error
+	var acks []func()
 	var linger *time.Timer
 	var lingerC <-chan time.Time
 	var hb *time.Ticker
@@ -251,10 +267,11 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 			}
 		} else {
 			seq, prev = next, &s.Digest
-			w.acks <- pending{seq: next, events: len(batch), wait: w.sink.AppendAsync(next, s.Line), dones: dones}
+			w.inflight.Add(1)
+			w.acks <- pending{seq: next, events: len(batch), wait: w.sink.AppendAsync(next, s.Line), dones: dones, acks: acks}
 		}
 		batch = batch[:0]
-		dones = nil
+		dones, acks = nil, nil
 		if linger != nil {
 			linger.Stop()
 			lingerC = nil
@@ -272,6 +289,9 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 			if it.done != nil {
 				dones = append(dones, it.done)
 			}
+			if it.ack != nil {
+				acks = append(acks, it.ack)
+			}
 			lastActivity = w.o.Now()
 			// Drain what is already queued before deciding to wait.
 		fill:
@@ -286,14 +306,17 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 					if it.done != nil {
 						dones = append(dones, it.done)
 					}
+					if it.ack != nil {
+						acks = append(acks, it.ack)
+					}
 				default:
 					break fill
 				}
 			}
-			// A session waiting in sync mode is not kept waiting for more
-			// events: the records sealed while the sink commits the previous
-			// one already group the sessions that arrive meanwhile.
-			if len(batch) >= w.o.MaxEvents || w.o.Linger <= 0 || len(dones) > 0 {
+			// A session waiting in sync mode does not linger when the sink is
+			// idle; while it commits a record, sync events gather and are
+			// sealed together when it is done (the acker kicks).
+			if len(batch) >= w.o.MaxEvents || w.o.Linger <= 0 || (len(dones) > 0 && w.inflight.Load() == 0) {
 				flush()
 			} else if lingerC == nil {
 				if linger == nil {
@@ -306,6 +329,10 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 		case <-lingerC:
 			lingerC = nil
 			flush()
+		case <-w.kick:
+			if len(dones) > 0 && w.inflight.Load() == 0 {
+				flush()
+			}
 		case now := <-hbC:
 			if len(batch) == 0 && now.Sub(lastActivity) >= w.o.HeartbeatInterval {
 				batch = append(batch, w.o.Heartbeat(w.o.Now()))
@@ -379,9 +406,17 @@ func (w *Writer) acker() {
 			if w.o.OnDurable != nil {
 				w.o.OnDurable(p.seq, p.events)
 			}
+			for _, a := range p.acks {
+				a()
+			}
 		}
 		for _, d := range p.dones {
 			d <- err
+		}
+		w.inflight.Add(-1)
+		select {
+		case w.kick <- struct{}{}:
+		default:
 		}
 	}
 }

@@ -458,6 +458,18 @@ func (s *Stream) Enqueue(ctx context.Context, ev event.Event) error {
 	return w.Enqueue(ctx, ev)
 }
 
+// EnqueueAck takes an event with backpressure and calls ack once it is
+// durable: the audit-log tailer's sink.
+func (s *Stream) EnqueueAck(ctx context.Context, ev event.Event, ack func()) error {
+	s.mu.Lock()
+	w := s.writer
+	s.mu.Unlock()
+	if w == nil {
+		return ErrNotRecording
+	}
+	return w.EnqueueAck(ctx, ev, ack)
+}
+
 // Admit is the fail_closed check for a new database session.
 func (s *Stream) Admit() error {
 	if !s.o.FailClosed {
