@@ -32,7 +32,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	logger := newLogger(c, stderr)
 
 	upstream := c.Upstream
-	if upstream == "" {
+	if upstream == "" && c.Listen != "" {
 		db, err := embeddb.Start(ctx, embeddb.Options{Logger: logger})
 		if err != nil {
 			return fmt.Errorf("embedded database: %w", err)
@@ -82,10 +82,17 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		// record (unless fail_closed); the probe starts it with auto_restart.
 		logger.Error("the activity stream did not start", "err", err)
 	}
-	ln, err := net.Listen("tcp", c.Listen)
+	var ln net.Listener
+	if c.Listen != "" {
+		if ln, err = net.Listen("tcp", c.Listen); err != nil {
+			st.Close(context.Background())
+			return fmt.Errorf("listen: %w", err)
+		}
+	}
+	tailers, stopTailers, err := startTailers(ctx, c, st, logger)
 	if err != nil {
 		st.Close(context.Background())
-		return fmt.Errorf("listen: %w", err)
+		return err
 	}
 	var adminSrv *http.Server
 	if c.AdminListen != "" {
@@ -112,30 +119,32 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		go adminSrv.Serve(aln)
 		logger.Info("admin API", "listen", aln.Addr().String(), "token_file", adminTokenPath(c))
 	}
-	mode := proxy.UpstreamTLSFollow
-	switch c.UpstreamTLS {
-	case "preferred":
-		mode = proxy.UpstreamTLSPreferred
-	case "required":
-		mode = proxy.UpstreamTLSRequired
-	}
-	p := proxy.New(proxy.Options{
-		Upstream:        upstream,
-		TLS:             &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		RequireTLS:      c.RequireTLS,
-		UpstreamTLS:     upTLS,
-		UpstreamTLSMode: mode,
-		MaxPacket:       int(c.MaxPacket),
-		MaxCommandText:  int(c.MaxCommandText),
-		Admit:           st.Admit,
-		ServerHost:      c.ServerHost,
-		Logger:          logger,
-	}, st)
-	logger.Info("das serve: relaying MySQL sessions", "listen", ln.Addr().String(), "upstream", upstream,
-		"stream_id", c.StreamID, "mode", c.Mode, "data_dir", c.DataDir, "kms", c.KMS)
-
+	var p *proxy.Proxy
 	served := make(chan error, 1)
-	go func() { served <- p.Serve(context.Background(), ln) }()
+	if ln != nil {
+		mode := proxy.UpstreamTLSFollow
+		switch c.UpstreamTLS {
+		case "preferred":
+			mode = proxy.UpstreamTLSPreferred
+		case "required":
+			mode = proxy.UpstreamTLSRequired
+		}
+		p = proxy.New(proxy.Options{
+			Upstream:        upstream,
+			TLS:             &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+			RequireTLS:      c.RequireTLS,
+			UpstreamTLS:     upTLS,
+			UpstreamTLSMode: mode,
+			MaxPacket:       int(c.MaxPacket),
+			MaxCommandText:  int(c.MaxCommandText),
+			Admit:           st.Admit,
+			ServerHost:      c.ServerHost,
+			Logger:          logger,
+		}, st)
+		logger.Info("das serve: relaying MySQL sessions", "listen", ln.Addr().String(), "upstream", upstream,
+			"stream_id", c.StreamID, "mode", c.Mode, "data_dir", c.DataDir, "kms", c.KMS)
+		go func() { served <- p.Serve(context.Background(), ln) }()
+	}
 	select {
 	case <-ctx.Done():
 		logger.Info("shutting down: no new sessions; open sessions may finish", "timeout", c.ShutdownTimeout)
@@ -144,21 +153,35 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 			logger.Error("proxy stopped", "err", err)
 		}
 	}
-	ln.Close()
+	stopTailers()
+	if ln != nil {
+		ln.Close()
+	}
 	if adminSrv != nil {
 		actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		adminSrv.Shutdown(actx)
 		cancel()
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
-	if err := p.Shutdown(sctx); err != nil {
-		logger.Warn("sessions closed at the shutdown deadline", "err", err)
+	if p != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+		if err := p.Shutdown(sctx); err != nil {
+			logger.Warn("sessions closed at the shutdown deadline", "err", err)
+		}
+		cancel()
 	}
-	cancel()
 	// Every captured event is flushed before exit.
 	fctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err = st.Close(fctx)
+	for _, tl := range tailers {
+		// The acks of the flushed records have arrived: keep their position.
+		if cerr := tl.SaveCheckpoint(); cerr != nil {
+			logger.Error("audit log checkpoint", "err", cerr)
+		}
+		ts := tl.Stats()
+		logger.Info("audit log tailer stopped", "lines", ts.Lines, "events", ts.Events, "unparsed", ts.Unparsed,
+			"lost_files", ts.LostFiles, "lost_bytes", ts.LostBytes, "lag_bytes", ts.LagBytes)
+	}
 	d := st.Describe()
 	logger.Info("das serve stopped", "events", d.Counters["events_durable"], "dropped", d.Counters["events_dropped"],
 		"records", d.Counters["records"], "last_seq", d.Counters["last_seq"])

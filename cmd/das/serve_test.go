@@ -458,3 +458,72 @@ func TestServeKafka(t *testing.T) {
 		t.Fatalf("verify from Kafka: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestServeAuditLog follows MariaDB's server_audit log beside the proxy: a
+// statement through das appears from both sources, tagged; one that bypasses
+// das (run directly against the server) appears from the audit log; after a
+// restart of das the tailer resumes with nothing lost or repeated.
+func TestServeAuditLog(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "audit", "server_audit.log")
+	os.MkdirAll(filepath.Dir(logPath), 0o755)
+	db := testenv.MariaDB(t, testenv.MariaDBArgs("--plugin-load-add=server_audit", "--server-audit-logging=ON",
+		"--server-audit-file-path="+logPath, "--server-audit-file-rotate-size=4000",
+		"--server-audit-file-rotations=20", "--server-audit-events=CONNECT,QUERY"))
+	data := t.TempDir()
+	args := []string{"--data-dir", data, "--upstream", db.Addr(), "--upstream-tls", "off", "--audit-log", logPath}
+	addr, stop := startServe(t, args...)
+	login := []string{"-u", testenv.TestUser, "-p" + db.UserPassword(), testenv.TestDatabase}
+	if out, err := mariadbCLI(t, addr, append(login, "-e", "SELECT 'through-das'")...); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	var direct []string
+	for i := range 20 {
+		q := fmt.Sprintf("SELECT 'bypass-%d'", i)
+		direct = append(direct, q)
+		if out, err := mariadbCLI(t, db.Addr(), append(login, "-e", q)...); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+	}
+	time.Sleep(time.Second) // the tailer polls the file
+	if code, stderr := stop(); code != 0 {
+		t.Fatalf("das serve exited %d: %s", code, stderr)
+	}
+	// More activity while das is down, then das again: it resumes.
+	for i := 20; i < 40; i++ {
+		q := fmt.Sprintf("SELECT 'bypass-%d'", i)
+		direct = append(direct, q)
+		if out, err := mariadbCLI(t, db.Addr(), append(login, "-e", q)...); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+	}
+	_, stop = startServe(t, args...)
+	time.Sleep(2 * time.Second)
+	if code, stderr := stop(); code != 0 {
+		t.Fatalf("das serve exited %d: %s", code, stderr)
+	}
+
+	r := das(t, nil, "consume", "--from", data, "--command", "QUERY")
+	if r.code != 0 {
+		t.Fatalf("consume: %s", r.stderr)
+	}
+	count := map[string]map[string]int{}
+	for _, e := range consumed(t, r.stdout) {
+		src := strings.Trim(string(e.Extra["dasSource"]), `"`)
+		if count[e.CommandText] == nil {
+			count[e.CommandText] = map[string]int{}
+		}
+		count[e.CommandText][src]++
+	}
+	if c := count["SELECT 'through-das'"]; c["proxy"] != 1 || c["server_audit"] != 1 {
+		t.Fatalf("a statement through das: %v, want once from each source", c)
+	}
+	for _, q := range direct {
+		if c := count[q]; c["server_audit"] != 1 || c["proxy"] != 0 {
+			t.Errorf("%s: %v, want exactly once from server_audit", q, c)
+		}
+	}
+	if r := das(t, nil, "verify", "--from", data); r.code != 0 {
+		t.Fatalf("verify: %s", r.stdout)
+	}
+}

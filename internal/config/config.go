@@ -50,7 +50,8 @@ type Config struct {
 	LogLevel   string // log_level
 
 	// das serve
-	Listen                string        // listen
+	Listen                string        // listen (empty: no proxy, audit logs only)
+	AuditLogs             []string      // audit_log: server_audit files to follow (repeatable)
 	Upstream              string        // upstream: host:port; empty starts an embedded database
 	TLSCert               string        // tls_cert
 	TLSKey                string        // tls_key
@@ -232,7 +233,15 @@ var settings = []setting{
 	{"instance_id", "instanceId in each record's payload", str(func(c *Config) *string { return &c.InstanceID })},
 	{"server_host", "serverHost of the events this das captures", str(func(c *Config) *string { return &c.ServerHost })},
 	{"log_level", "debug, info, warn or error", oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
-	{"listen", "serve: address MySQL clients connect to", hostPort(func(c *Config) *string { return &c.Listen }, false)},
+	{"listen", "serve: address MySQL clients connect to (empty: no proxy, only the audit logs)", hostPort(func(c *Config) *string { return &c.Listen }, true)},
+	{"audit_log", "serve: a MariaDB server_audit log file to follow (repeat the flag, or separate with commas)", func(c *Config, v string) error {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				c.AuditLogs = append(c.AuditLogs, p)
+			}
+		}
+		return nil
+	}},
 	{"upstream", "serve: the database, HOST:PORT (empty: start an embedded database)", hostPort(func(c *Config) *string { return &c.Upstream }, true)},
 	{"tls_cert", "serve: the proxy's certificate for clients (PEM; default: self-signed in the data dir)", str(func(c *Config) *string { return &c.TLSCert })},
 	{"tls_key", "serve: the key of tls_cert (PEM)", str(func(c *Config) *string { return &c.TLSKey })},
@@ -277,6 +286,10 @@ func Register(fs *flag.FlagSet) *Flags {
 	f := &Flags{fs: fs}
 	f.config = fs.String("config", "", "YAML config file with the same settings (flags override it)")
 	for _, s := range settings {
+		if s.name == "audit_log" {
+			fs.Var(&listFlag{}, FlagName(s.name), s.usage)
+			continue
+		}
 		if boolFlags[s.name] {
 			fs.Bool(FlagName(s.name), false, s.usage)
 			continue
@@ -285,6 +298,12 @@ func Register(fs *flag.FlagSet) *Flags {
 	}
 	return f
 }
+
+// listFlag is a repeatable flag; its value is the comma-joined list.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // FlagName is the flag spelling of a setting.
 func FlagName(setting string) string { return strings.ReplaceAll(setting, "_", "-") }
@@ -409,6 +428,9 @@ func editDistance(a, b string) int {
 func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("config: data_dir is empty; set --data-dir or data_dir: to a directory")
+	}
+	if c.Listen == "" && len(c.AuditLogs) == 0 {
+		return errors.New("config: listen is empty and no audit_log is given: das serve would capture nothing; set --listen HOST:PORT or --audit-log PATH")
 	}
 	if c.KMS == "aws" && c.KMSKeyID == "" {
 		return errors.New("config: kms_key_id is required when kms is aws; set --kms-key-id or kms_key_id: to a key id, alias/NAME or ARN")
