@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/das-mysql/das/internal/admin"
+	"github.com/das-mysql/das/internal/auditlog"
 	"github.com/das-mysql/das/internal/stream"
 )
 
@@ -12,6 +13,7 @@ import (
 type controller struct {
 	st       *stream.Stream
 	kmsKeyID string
+	tailers  []*auditlog.Tailer
 }
 
 func toAdmin(s stream.Status) admin.StreamStatus {
@@ -48,5 +50,15 @@ func (c controller) StopActivityStream(ctx context.Context, _ admin.StopRequest)
 }
 
 func (c controller) DescribeActivityStreams(context.Context) ([]admin.StreamStatus, error) {
-	return []admin.StreamStatus{toAdmin(c.st.Describe())}, nil
+	s := toAdmin(c.st.Describe())
+	// The audit-log tailers' progress: how far behind the server they are.
+	for _, tl := range c.tailers {
+		ts := tl.Stats()
+		s.Counters["audit_lines"] += ts.Lines
+		s.Counters["audit_unparsed"] += ts.Unparsed
+		s.Counters["audit_lost_bytes"] += ts.LostBytes
+		s.Counters["audit_lag_bytes"] += uint64(max(ts.LagBytes, 0))
+		s.Counters["audit_lag_seconds"] = max(s.Counters["audit_lag_seconds"], uint64(ts.LagSeconds))
+	}
+	return []admin.StreamStatus{s}, nil
 }

@@ -105,7 +105,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		if c.KMS == "local" {
 			keyID = st.Describe().KMSKeyID
 		}
-		h, err := admin.NewServer(admin.ServerOptions{Token: token, Controller: controller{st: st, kmsKeyID: keyID}, Events: bus, Logger: logger})
+		h, err := admin.NewServer(admin.ServerOptions{Token: token, Controller: controller{st: st, kmsKeyID: keyID, tailers: tailers}, Events: bus, Logger: logger})
 		if err != nil {
 			st.Close(context.Background())
 			return err
