@@ -117,7 +117,7 @@ func startTailers(ctx context.Context, c config.Config, st *stream.Stream, logge
 	var tailers []*auditlog.Tailer
 	for _, path := range c.AuditLogs {
 		tl, err := auditlog.New(auditlog.Options{
-			Path: path, StateDir: auditStateDir(c, path), ServerHost: c.ServerHost,
+			Path: path, StateDir: auditStateDir(c, path), ServerHost: c.ServerHost, QueryLogLimit: c.AuditQueryLogLimit,
 			Logger: logger, DurableFloor: floor,
 		})
 		if err != nil {

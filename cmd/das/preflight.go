@@ -20,6 +20,7 @@ func runPreflight(ctx context.Context, args []string, _ io.Reader, stdout, stder
 	fs, cf := flagSet("preflight", stderr)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	timeout := fs.Duration("timeout", preflight.DefaultTimeout, "time limit of each check")
+	dbDSN := fs.String("db-dsn", "", "with audit_log: the account to check server_audit with, USER:PASSWORD@tcp(HOST:PORT)/ (default: upstream with $"+preflight.EnvDBUser+" and $"+preflight.EnvDBPassword+")")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: das preflight [flags]          check a configured stream (KMS, sink, upstream)")
 		fmt.Fprintln(stderr, "       das preflight aws --db-cluster-identifier ID --region R [--create-kms-endpoint [--dry-run]]")
@@ -33,7 +34,7 @@ func runPreflight(ctx context.Context, args []string, _ io.Reader, stdout, stder
 	if err := c.ResolveStreamID(false); err != nil {
 		c.StreamID = ""
 	}
-	r := preflight.Local(ctx, c, preflight.Options{Timeout: *timeout})
+	r := preflight.Local(ctx, c, preflight.Options{Timeout: *timeout, DBDSN: *dbDSN})
 	return report(r, *asJSON, stdout)
 }
 

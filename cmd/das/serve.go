@@ -51,7 +51,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		logger.Info("made a self-signed certificate for client TLS; set tls_cert and tls_key to use your own", "dir", filepath.Join(c.DataDir, "tls"))
 	}
 	var upTLS *tls.Config
-	if c.UpstreamTLS != "off" {
+	if c.UpstreamTLS != "off" && c.Listen != "" {
 		if upTLS, err = certs.Upstream(upstream, c.UpstreamTLSCA, c.UpstreamTLSServerName, c.UpstreamTLSSkipVerify); err != nil {
 			return &exitError{code: 2, err: err}
 		}

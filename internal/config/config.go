@@ -52,6 +52,7 @@ type Config struct {
 	// das serve
 	Listen                string        // listen (empty: no proxy, audit logs only)
 	AuditLogs             []string      // audit_log: server_audit files to follow (repeatable)
+	AuditQueryLogLimit    int           // audit_query_log_limit: the server's server_audit_query_log_limit
 	Upstream              string        // upstream: host:port; empty starts an embedded database
 	TLSCert               string        // tls_cert
 	TLSKey                string        // tls_key
@@ -82,30 +83,31 @@ func Defaults() Config {
 		host = "localhost"
 	}
 	return Config{
-		DataDir:           "./das-data",
-		KMS:               "local",
-		DataKeyMaxUses:    1000,
-		DataKeyMaxAge:     5 * time.Minute,
-		Suite:             "das",
-		BatchMaxEvents:    256,
-		BatchLinger:       5 * time.Millisecond,
-		QueueEvents:       65536,
-		HeartbeatInterval: 10 * time.Second,
-		Sink:              "local",
-		SegmentBytes:      64 << 20,
-		InstanceID:        "das-" + host,
-		ServerHost:        host,
-		LogLevel:          "info",
-		Listen:            "127.0.0.1:3307",
-		UpstreamTLS:       "auto",
-		Mode:              "async",
-		KMSRetryWindow:    60 * time.Second,
-		SyncTimeout:       5 * time.Second,
-		SpoolMaxRecords:   100000,
-		AdminListen:       "127.0.0.1:9307",
-		MaxPacket:         1 << 30,
-		MaxCommandText:    1 << 20,
-		ShutdownTimeout:   30 * time.Second,
+		DataDir:            "./das-data",
+		KMS:                "local",
+		DataKeyMaxUses:     1000,
+		DataKeyMaxAge:      5 * time.Minute,
+		Suite:              "das",
+		BatchMaxEvents:     256,
+		BatchLinger:        5 * time.Millisecond,
+		QueueEvents:        65536,
+		HeartbeatInterval:  10 * time.Second,
+		Sink:               "local",
+		SegmentBytes:       64 << 20,
+		InstanceID:         "das-" + host,
+		ServerHost:         host,
+		LogLevel:           "info",
+		Listen:             "127.0.0.1:3307",
+		AuditQueryLogLimit: 1024,
+		UpstreamTLS:        "auto",
+		Mode:               "async",
+		KMSRetryWindow:     60 * time.Second,
+		SyncTimeout:        5 * time.Second,
+		SpoolMaxRecords:    100000,
+		AdminListen:        "127.0.0.1:9307",
+		MaxPacket:          1 << 30,
+		MaxCommandText:     1 << 20,
+		ShutdownTimeout:    30 * time.Second,
 	}
 }
 
@@ -234,6 +236,7 @@ var settings = []setting{
 	{"server_host", "serverHost of the events this das captures", str(func(c *Config) *string { return &c.ServerHost })},
 	{"log_level", "debug, info, warn or error", oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
 	{"listen", "serve: address MySQL clients connect to (empty: no proxy, only the audit logs)", hostPort(func(c *Config) *string { return &c.Listen }, true)},
+	{"audit_query_log_limit", "serve: the server's server_audit_query_log_limit, so that statements cut at it are flagged dasTruncated", integer(func(c *Config) *int { return &c.AuditQueryLogLimit }, 1)},
 	{"audit_log", "serve: a MariaDB server_audit log file to follow (repeat the flag, or separate with commas)", func(c *Config, v string) error {
 		for _, p := range strings.Split(v, ",") {
 			if p = strings.TrimSpace(p); p != "" {

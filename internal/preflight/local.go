@@ -41,6 +41,9 @@ type Options struct {
 	Getenv func(string) string
 	// RootCAs verify the KMS endpoint's certificate (nil: system roots).
 	RootCAs *x509.CertPool
+	// DBDSN is the account for the audit-log checks, a go-sql-driver DSN
+	// (empty: the upstream with EnvDBUser and EnvDBPassword).
+	DBDSN string
 
 	// freeSpace replaces statfs in tests.
 	freeSpace func(dir string) (uint64, error)
@@ -64,8 +67,8 @@ func (o *Options) defaults() {
 // LowSpace is the free space under which the sink check warns.
 const LowSpace = 1 << 30
 
-// Local checks what the stream configured by c needs: its KMS, its sink and
-// its upstream database. c.StreamID should be resolved; when empty a
+// Local checks what the stream configured by c needs: its KMS, its sink, its
+// upstream database and, with audit logs, the files and server_audit. c.StreamID should be resolved; when empty a
 // placeholder id is used for the encryption context.
 func Local(ctx context.Context, c config.Config, o Options) *Report {
 	o.defaults()
@@ -92,6 +95,9 @@ func Local(ctx context.Context, c config.Config, o Options) *Report {
 		checkSink(ctx, r, c, o)
 	}
 	checkUpstream(ctx, r, c, o)
+	if len(c.AuditLogs) > 0 {
+		checkAuditLogs(ctx, r, c, o)
+	}
 	return r
 }
 
