@@ -103,13 +103,13 @@ func Local(ctx context.Context, c config.Config, o Options) *Report {
 
 // ---- KMS (aws) ----
 
-// kmsClient builds the KMS client the way the stream does (region, endpoint
-// override, the SDK's default chain), with one attempt per call and dials
-// through o.Resolver.
-func kmsClient(ctx context.Context, c config.Config, o Options) (*awskms.Client, error) {
+// loadAWSConfig loads the SDK's configuration the way das's clients do (region,
+// the default chain), with one attempt per call, the SDK's own warnings off
+// (they would interleave with the report) and dials through o.Resolver.
+func loadAWSConfig(ctx context.Context, region string, o Options) (aws.Config, error) {
 	opts := []func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRetryMaxAttempts(1),
-		awsconfig.WithLogger(logging.Nop{}), // the SDK's warnings would interleave with the report
+		awsconfig.WithLogger(logging.Nop{}),
 		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().
 			WithDialerOptions(func(d *net.Dialer) { d.Resolver = o.Resolver }).
 			WithTransportOptions(func(t *http.Transport) {
@@ -118,10 +118,17 @@ func kmsClient(ctx context.Context, c config.Config, o Options) (*awskms.Client,
 				}
 			})),
 	}
-	if c.KMSRegion != "" {
-		opts = append(opts, awsconfig.WithRegion(c.KMSRegion))
+	if region != "" {
+		opts = append(opts, awsconfig.WithRegion(region))
 	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	return awsconfig.LoadDefaultConfig(ctx, opts...)
+}
+
+// kmsClient builds the KMS client the way the stream does (region, endpoint
+// override, the SDK's default chain), with one attempt per call and dials
+// through o.Resolver.
+func kmsClient(ctx context.Context, c config.Config, o Options) (*awskms.Client, error) {
+	cfg, err := loadAWSConfig(ctx, c.KMSRegion, o)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS config: %w", err)
 	}

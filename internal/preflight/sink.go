@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"net"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -17,11 +16,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kinesistypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
-	"github.com/aws/smithy-go/logging"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -642,21 +639,7 @@ func kinesisFail(ctx context.Context, op, stream string, err error) Check {
 // kinesisClient builds the client as the sink does (region, endpoint, the
 // SDK's chain), with one attempt per call and dials through o.Resolver.
 func kinesisClient(ctx context.Context, ko kinesis.Options, o Options) (*awskinesis.Client, error) {
-	opts := []func(*awsconfig.LoadOptions) error{
-		awsconfig.WithRetryMaxAttempts(1),
-		awsconfig.WithLogger(logging.Nop{}),
-		awsconfig.WithHTTPClient(awshttp.NewBuildableClient().
-			WithDialerOptions(func(d *net.Dialer) { d.Resolver = o.Resolver }).
-			WithTransportOptions(func(t *http.Transport) {
-				if o.RootCAs != nil {
-					t.TLSClientConfig = &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12}
-				}
-			})),
-	}
-	if ko.Region != "" {
-		opts = append(opts, awsconfig.WithRegion(ko.Region))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	cfg, err := loadAWSConfig(ctx, ko.Region, o)
 	if err != nil {
 		return nil, fmt.Errorf("load AWS config: %w", err)
 	}
