@@ -207,6 +207,11 @@ func (w *Writer) enqueue(ctx context.Context, it item, block bool) error {
 	}
 }
 
+// syncInflight is how many records holding sync-mode events may wait for
+// the sink at once: two lets the next record be sealed while the previous
+// one commits, and the sink still groups them (one fsync, one produce).
+const syncInflight = 2
+
 var errQueueFull = errors.New("pipeline: queue full, event dropped")
 
 // Close stops accepting events, seals and flushes everything queued, and
@@ -316,7 +321,7 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 			// A session waiting in sync mode does not linger when the sink is
 			// idle; while it commits a record, sync events gather and are
 			// sealed together when it is done (the acker kicks).
-			if len(batch) >= w.o.MaxEvents || w.o.Linger <= 0 || (len(dones) > 0 && w.inflight.Load() == 0) {
+			if len(batch) >= w.o.MaxEvents || w.o.Linger <= 0 || (len(dones) > 0 && w.inflight.Load() < syncInflight) {
 				flush()
 			} else if lingerC == nil {
 				if linger == nil {
@@ -330,7 +335,7 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 			lingerC = nil
 			flush()
 		case <-w.kick:
-			if len(dones) > 0 && w.inflight.Load() == 0 {
+			if len(dones) > 0 && w.inflight.Load() < syncInflight {
 				flush()
 			}
 		case now := <-hbC:
