@@ -89,7 +89,7 @@ func Defaults() Config {
 		DataKeyMaxAge:      5 * time.Minute,
 		Suite:              "das",
 		BatchMaxEvents:     256,
-		BatchLinger:        5 * time.Millisecond,
+		BatchLinger:        50 * time.Millisecond,
 		QueueEvents:        65536,
 		HeartbeatInterval:  10 * time.Second,
 		Sink:               "local",
@@ -219,7 +219,7 @@ var settings = []setting{
 	{"data_key_max_age", "lifetime of one data key", duration(func(c *Config) *time.Duration { return &c.DataKeyMaxAge }, time.Second)},
 	{"suite", "encryption suite: das (0x0378, what AWS DAS emits) or committing (0x0578, message format v2)", oneOf(func(c *Config) *string { return &c.Suite }, "das", "committing")},
 	{"batch_max_events", "events sealed into one record at most", integer(func(c *Config) *int { return &c.BatchMaxEvents }, 1)},
-	{"batch_linger", "how long a record waits for more events", duration(func(c *Config) *time.Duration { return &c.BatchLinger }, 0)},
+	{"batch_linger", "how long an async record waits for more events before it is sealed (sync events never wait): longer means fewer records and less signing", duration(func(c *Config) *time.Duration { return &c.BatchLinger }, 0)},
 	{"queue_events", "events buffered before the stream sheds load (async)", integer(func(c *Config) *int { return &c.QueueEvents }, 1)},
 	{"heartbeat_interval", "a heartbeat record is sealed after this long without activity (0 disables)", duration(func(c *Config) *time.Duration { return &c.HeartbeatInterval }, 0)},
 	{"sink", "where sealed records go: local (segment log in the data dir), kinesis://STREAM?region=R&endpoint=URL (empty STREAM: aws-rds-das-<stream id>) or kafka://BROKER,BROKER/TOPIC", func(c *Config, v string) error {
