@@ -208,13 +208,7 @@ func checkAWSKMS(ctx context.Context, r *Report, c config.Config, o Options, enc
 	if u == nil {
 		return
 	}
-	host, port := u.Hostname(), u.Port()
-	if port == "" {
-		port = "443"
-		if u.Scheme == "http" {
-			port = "80"
-		}
-	}
+	host, port := urlHostPort(u)
 	r.add(timed(ctx, o.Timeout, "kms.proxy", func(context.Context) Check { return checkProxy(u, o.Getenv) }))
 	ips, ok := addDNS(ctx, r, "kms.dns", host, o, kmsDNSFix(host))
 	if ok {
@@ -717,4 +711,17 @@ func checkUpstream(ctx context.Context, r *Report, c config.Config, o Options) {
 		return
 	}
 	r.add(Check{Name: "upstream.tls", Status: Warn, Measured: addr + " does not offer TLS: sessions to it travel in the clear", Fix: fix})
+}
+
+// urlHostPort is the host and port an endpoint URL dials: its port, or the
+// scheme's default.
+func urlHostPort(u *url.URL) (host, port string) {
+	host, port = u.Hostname(), u.Port()
+	if port == "" {
+		port = "443"
+		if u.Scheme == "http" {
+			port = "80"
+		}
+	}
+	return host, port
 }

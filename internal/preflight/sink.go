@@ -494,13 +494,7 @@ func checkKinesis(ctx context.Context, r *Report, c config.Config, o Options) {
 	if u == nil {
 		return
 	}
-	host, port := u.Hostname(), u.Port()
-	if port == "" {
-		port = "443"
-		if u.Scheme == "http" {
-			port = "80"
-		}
-	}
+	host, port := urlHostPort(u)
 	ips, ok := addDNS(ctx, r, "sink.kinesis.dns", host, o,
 		fmt.Sprintf("%s does not resolve: check endpoint= in sink and this host's resolver; a Kinesis VPC endpoint answers for the regional name only with private DNS enabled", host))
 	if ok {
