@@ -91,6 +91,16 @@ wait_port() { # port name pid
 }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# proc_cost prints a process's CPU clock ticks (user + system) and its read
+# and write syscalls so far: per query, they say what a proxy costs on a
+# machine whose cores sysbench and MariaDB already saturate.
+proc_cost() {
+	[ -n "$1" ] || return 0
+	local ticks sc
+	ticks=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null) || return 0
+	sc=$(awk '/^sysc[rw]:/ {n += $2} END {print n + 0}' "/proc/$1/io" 2>/dev/null) || return 0
+	echo "$ticks $sc"
+}
 
 # --- MariaDB -----------------------------------------------------------------
 AS_ROOT=()
@@ -221,23 +231,35 @@ for w in $WORKLOADS; do
 	fi
 done
 
-printf '%-18s %-8s %5s %12s %9s %14s\n' workload target round QPS p95_ms proxy_RSS_kB
+printf '%-18s %-8s %5s %12s %9s %14s %12s %10s\n' workload target round QPS p95_ms proxy_RSS_kB cpu_us/query syscalls/q
 for round in $(seq 1 "$ROUNDS"); do
 	for w in $WORKLOADS; do
 		for target in "${TARGETS[@]}"; do
 			out="$WORK/$w.$target.$round.log"
+			pid=
+			case $target in
+			haproxy) pid=$HAPROXY_PID ;;
+			das) pid=$DAS_PID ;;
+			esac
+			before=$(proc_cost "$pid")
 			if ! sb "$w" "$(port_of "$target")" "$BENCH_TIME" run >"$out" 2>&1; then
 				cat "$out" >&2
 				die "sysbench $w against $target failed"
 			fi
+			after=$(proc_cost "$pid")
 			qps=$(awk '/queries:/ {gsub(/\(/, "", $3); print $3}' "$out")
+			total=$(awk '/queries:/ {print $2}' "$out")
+			read -r cpu sysc < <(awk -v b="$before" -v a="$after" -v n="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+				if (b == "" || n == 0) { print "- -"; exit }
+				split(b, x, " "); split(a, y, " ")
+				printf "%.1f %.2f\n", (y[1] - x[1]) / hz * 1e6 / n, (y[2] - x[2]) / n }')
 			p95=$(awk '/95th percentile:/ {print $3}' "$out")
 			case $target in
 			haproxy) rss=$(rss_kb "$HAPROXY_PID") ;;
 			das) rss=$(rss_kb "$DAS_PID") ;;
 			*) rss=- ;;
 			esac
-			printf '%-18s %-8s %5s %12s %9s %14s\n' "$w" "$target" "$round" "$qps" "$p95" "$rss"
+			printf '%-18s %-8s %5s %12s %9s %14s %12s %10s\n' "$w" "$target" "$round" "$qps" "$p95" "$rss" "$cpu" "$sysc"
 			printf '%s\t%s\t%s\t%s\t%s\n' "$w" "$target" "$round" "$qps" "$p95" >>"$RESULTS"
 		done
 	done

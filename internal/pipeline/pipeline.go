@@ -8,12 +8,15 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/das-mysql/das/internal/event"
 	"github.com/das-mysql/das/internal/record"
@@ -29,6 +32,13 @@ type Sink interface {
 	// AppendAsync queues one record after those queued before it; wait
 	// returns once it is durable.
 	AppendAsync(seq uint64, line []byte) (wait func() error)
+}
+
+// RecordLimiter is a sink with a size limit per record (Kinesis: 1 MiB;
+// Kafka: the topic's max.message.bytes). The writer splits a batch whose
+// record would exceed it, so that no record is refused for its size.
+type RecordLimiter interface {
+	MaxRecordBytes() int
 }
 
 // Sealer seals a batch as record seq.
@@ -64,6 +74,10 @@ type Options struct {
 type Stats struct {
 	EventsIn, EventsDropped, EventsDurable, Records, Heartbeats, SealErrors, SinkErrors uint64
 	LastSeq                                                                             uint64
+	// Splits counts batches sealed again as two records to fit the sink's
+	// record limit; TextsCut counts events whose commandText was cut
+	// because alone they did not fit.
+	Splits, TextsCut uint64
 }
 
 // ErrClosed is returned by Submit after Close.
@@ -82,9 +96,19 @@ type Writer struct {
 	sink   Sink
 	log    *slog.Logger
 
-	in     chan item
-	closed atomic.Bool
-	mu     sync.RWMutex // excludes Submit from Close's channel close
+	// The queue. Producers append under qmu and wake the writer only when
+	// it has something to decide: it sleeps with nothing queued, the queue
+	// holds a full record, or a sync event waits. Between those, events
+	// just accumulate, so a busy proxy does not wake the writer per
+	// statement (a goroutine hand-off per event cost more than sealing it).
+	qmu        sync.Mutex
+	queue      []item
+	held       int           // taken by the writer, not yet sealed: counts toward the bound
+	syncQueued int           // queued events whose submitter waits
+	idle       bool          // the writer sleeps until something is queued
+	space      chan struct{} // closed when room frees up; nil when no producer waits
+	closed     atomic.Bool
+	wake       chan struct{} // capacity 1
 
 	acks chan pending
 	done chan struct{}
@@ -98,7 +122,9 @@ type Writer struct {
 	inflight atomic.Int64
 	kick     chan struct{}
 
-	eventsIn, dropped, durable, records, heartbeats, sealErrs, sinkErrs, lastSeq atomic.Uint64
+	maxRecord int // from a RecordLimiter sink; 0: no limit
+
+	eventsIn, dropped, durable, records, heartbeats, sealErrs, sinkErrs, lastSeq, splits, cut atomic.Uint64
 }
 
 type pending struct {
@@ -125,10 +151,13 @@ func New(sealer Sealer, sink Sink, o Options) *Writer {
 	}
 	w := &Writer{
 		o: o, sealer: sealer, sink: sink, log: o.Logger,
-		in:   make(chan item, o.QueueEvents),
+		wake: make(chan struct{}, 1),
 		acks: make(chan pending, 64),
 		done: make(chan struct{}),
 		kick: make(chan struct{}, 1),
+	}
+	if l, ok := sink.(RecordLimiter); ok {
+		w.maxRecord = l.MaxRecordBytes()
 	}
 	seq, line := sink.Last()
 	w.lastSeq.Store(seq)
@@ -183,27 +212,55 @@ func (w *Writer) submit(it item) error {
 
 func (w *Writer) enqueue(ctx context.Context, it item, block bool) error {
 	it.ev.CommandText = redact.SQL(it.ev.CommandText)
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	if w.closed.Load() {
-		return ErrClosed
-	}
-	w.eventsIn.Add(1)
-	if block {
+	w.qmu.Lock()
+	for {
+		if w.closed.Load() {
+			w.qmu.Unlock()
+			return ErrClosed
+		}
+		if len(w.queue)+w.held < w.o.QueueEvents {
+			break
+		}
+		if !block {
+			w.qmu.Unlock()
+			w.eventsIn.Add(1)
+			w.dropped.Add(1)
+			return errQueueFull
+		}
+		if w.space == nil {
+			w.space = make(chan struct{})
+		}
+		space := w.space
+		w.qmu.Unlock()
 		select {
-		case w.in <- it:
-			return nil
+		case <-space:
 		case <-ctx.Done():
+			w.eventsIn.Add(1)
 			w.dropped.Add(1)
 			return ctx.Err()
 		}
+		w.qmu.Lock()
 	}
+	w.queue = append(w.queue, it)
+	wake := w.idle || len(w.queue) == w.o.MaxEvents
+	w.idle = false
+	if it.done != nil {
+		w.syncQueued++
+		wake = true
+	}
+	w.qmu.Unlock()
+	w.eventsIn.Add(1)
+	if wake {
+		w.signal(w.wake)
+	}
+	return nil
+}
+
+// signal leaves a token on a capacity-1 channel without waiting.
+func (w *Writer) signal(c chan struct{}) {
 	select {
-	case w.in <- it:
-		return nil
+	case c <- struct{}{}:
 	default:
-		w.dropped.Add(1)
-		return errQueueFull
 	}
 }
 
@@ -217,11 +274,13 @@ var errQueueFull = errors.New("pipeline: queue full, event dropped")
 // Close stops accepting events, seals and flushes everything queued, and
 // waits until it is durable or ctx ends.
 func (w *Writer) Close(ctx context.Context) error {
-	w.mu.Lock()
-	if !w.closed.Swap(true) {
-		close(w.in)
+	w.qmu.Lock()
+	if !w.closed.Swap(true) && w.space != nil {
+		close(w.space) // waiting producers see closed
+		w.space = nil
 	}
-	w.mu.Unlock()
+	w.qmu.Unlock()
+	w.signal(w.wake)
 	select {
 	case <-w.done:
 		return w.err
@@ -235,32 +294,66 @@ func (w *Writer) Stats() Stats {
 	return Stats{
 		EventsIn: w.eventsIn.Load(), EventsDropped: w.dropped.Load(), EventsDurable: w.durable.Load(),
 		Records: w.records.Load(), Heartbeats: w.heartbeats.Load(), SealErrors: w.sealErrs.Load(),
-		SinkErrors: w.sinkErrs.Load(), LastSeq: w.lastSeq.Load(),
+		SinkErrors: w.sinkErrs.Load(), LastSeq: w.lastSeq.Load(), Splits: w.splits.Load(), TextsCut: w.cut.Load(),
 	}
 }
 
 func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 	defer close(w.acks)
 	batch := make([]event.Event, 0, w.o.MaxEvents)
-	var dones []chan<- error
-	var acks []func()
-	var linger *time.Timer
-	var lingerC <-chan time.Time
-	var hb *time.Ticker
+	var taken []item
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	armed, lingered := false, false
 	var hbC <-chan time.Time
 	if w.o.HeartbeatInterval > 0 && w.o.Heartbeat != nil {
-		hb = time.NewTicker(w.o.HeartbeatInterval)
+		hb := time.NewTicker(w.o.HeartbeatInterval)
 		defer hb.Stop()
 		hbC = hb.C
 	}
 	lastActivity := w.o.Now()
 
-	flush := func() {
-		if len(batch) == 0 {
-			return
+	// seal makes one record of chunk (at most MaxEvents items) and hands
+	// it to the sink. A record over the sink's limit is not handed on: its
+	// halves are sealed instead, and one event too large alone is cut.
+	var seal func(chunk []item, cuts int)
+	seal = func(chunk []item, cuts int) {
+		batch = batch[:0]
+		for i := range chunk {
+			batch = append(batch, chunk[i].ev)
 		}
 		next := seq + 1
 		s, err := w.sealWithRetry(batch, next, prev)
+		// Three cuts fit any event whose size is its text; one that still
+		// does not fit is handed on and the sink says why it refuses it.
+		if err == nil && w.maxRecord > 0 && len(s.Line) > w.maxRecord && cuts < 3 {
+			clear(batch)
+			if len(chunk) > 1 {
+				w.splits.Add(1)
+				half := len(chunk) / 2
+				seal(chunk[:half], 0)
+				seal(chunk[half:], 0)
+				return
+			}
+			if cuts == 0 {
+				w.cut.Add(1)
+				w.log.Warn("an event alone exceeds the sink's record limit; its commandText is cut",
+					"limit", w.maxRecord, "sealed", len(s.Line))
+			}
+			chunk[0].ev = fitEvent(chunk[0].ev, len(s.Line), w.maxRecord)
+			seal(chunk, cuts+1)
+			return
+		}
+		var dones []chan<- error
+		var acks []func()
+		for i := range chunk {
+			if chunk[i].done != nil {
+				dones = append(dones, chunk[i].done)
+			}
+			if chunk[i].ack != nil {
+				acks = append(acks, chunk[i].ack)
+			}
+		}
 		if err != nil {
 			// The batch cannot be sealed (KMS down): its events are lost, and
 			// said so; the stream lifecycle decides what happens next.
@@ -275,78 +368,114 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 			w.inflight.Add(1)
 			w.acks <- pending{seq: next, events: len(batch), wait: w.sink.AppendAsync(next, s.Line), dones: dones, acks: acks}
 		}
-		batch = batch[:0]
-		dones, acks = nil, nil
-		if linger != nil {
-			linger.Stop()
-			lingerC = nil
-		}
+		clear(batch) // no references kept to sealed events' strings
 	}
 
 	for {
-		select {
-		case it, ok := <-w.in:
-			if !ok {
-				flush()
+		w.qmu.Lock()
+		n, closed := len(w.queue), w.closed.Load()
+		if n == 0 {
+			if closed {
+				w.qmu.Unlock()
 				return
 			}
-			batch = append(batch, it.ev)
-			if it.done != nil {
-				dones = append(dones, it.done)
-			}
-			if it.ack != nil {
-				acks = append(acks, it.ack)
-			}
-			lastActivity = w.o.Now()
-			// Drain what is already queued before deciding to wait.
-		fill:
-			for len(batch) < w.o.MaxEvents {
-				select {
-				case it, ok := <-w.in:
-					if !ok {
-						flush()
-						return
-					}
-					batch = append(batch, it.ev)
-					if it.done != nil {
-						dones = append(dones, it.done)
-					}
-					if it.ack != nil {
-						acks = append(acks, it.ack)
-					}
-				default:
-					break fill
+			w.idle = true
+			w.qmu.Unlock()
+			select {
+			case <-w.wake:
+			case <-w.kick:
+			case now := <-hbC:
+				if now.Sub(lastActivity) >= w.o.HeartbeatInterval {
+					w.heartbeats.Add(1)
+					seal([]item{{ev: w.o.Heartbeat(w.o.Now())}}, 0)
+					lastActivity = now
 				}
 			}
-			// A session waiting in sync mode does not linger when the sink is
-			// idle; while it commits a record, sync events gather and are
-			// sealed together when it is done (the acker kicks).
-			if len(batch) >= w.o.MaxEvents || w.o.Linger <= 0 || (len(dones) > 0 && w.inflight.Load() < syncInflight) {
-				flush()
-			} else if lingerC == nil {
-				if linger == nil {
-					linger = time.NewTimer(w.o.Linger)
-				} else {
-					linger.Reset(w.o.Linger)
-				}
-				lingerC = linger.C
-			}
-		case <-lingerC:
-			lingerC = nil
-			flush()
-		case <-w.kick:
-			if len(dones) > 0 && w.inflight.Load() < syncInflight {
-				flush()
-			}
-		case now := <-hbC:
-			if len(batch) == 0 && now.Sub(lastActivity) >= w.o.HeartbeatInterval {
-				batch = append(batch, w.o.Heartbeat(w.o.Now()))
-				w.heartbeats.Add(1)
-				flush()
-				lastActivity = now
-			}
+			continue
 		}
+		// A session waiting in sync mode does not linger when the sink is
+		// idle; while it commits a record, sync events gather and are
+		// sealed together when it is done (the acker kicks).
+		ready := closed || lingered || n >= w.o.MaxEvents || w.o.Linger <= 0 ||
+			(w.syncQueued > 0 && w.inflight.Load() < syncInflight)
+		if !ready {
+			w.qmu.Unlock()
+			if !armed {
+				linger.Reset(w.o.Linger)
+				armed = true
+			}
+			select {
+			case <-linger.C:
+				armed, lingered = false, true
+			case <-w.wake:
+			case <-w.kick:
+			}
+			continue
+		}
+		taken, w.queue = w.queue, taken[:0]
+		w.held, w.syncQueued, w.idle = len(taken), 0, false
+		w.qmu.Unlock()
+		if armed {
+			linger.Stop()
+			armed = false
+		}
+		lingered = false
+		lastActivity = w.o.Now()
+		for i := 0; i < len(taken); {
+			chunk := taken[i:min(len(taken), i+w.o.MaxEvents)]
+			seal(chunk, 0)
+			clear(chunk)
+			i += len(chunk)
+			w.qmu.Lock()
+			w.held -= len(chunk)
+			if w.space != nil {
+				close(w.space)
+				w.space = nil
+			}
+			w.qmu.Unlock()
+		}
+		taken = taken[:0]
 	}
+}
+
+// fitEvent cuts an event's commandText and bound values so that its record,
+// sealed at size bytes, fits limit, and marks the event as cut. Sealed size
+// grows with the text at most linearly (base64 of gzip), so scaling the
+// text by limit/size, with a margin, fits in one or two rounds.
+func fitEvent(e event.Event, size, limit int) event.Event {
+	keep := func(n int) int { return int(float64(n) * float64(limit) / float64(size) * 0.9) }
+	orig := len(e.CommandText)
+	e.CommandText = cutUTF8(e.CommandText, keep(len(e.CommandText)))
+	if len(e.ParamList) > 0 {
+		ps := make([]string, len(e.ParamList))
+		for i, p := range e.ParamList {
+			ps[i] = cutUTF8(p, keep(len(p)))
+		}
+		e.ParamList = ps
+	}
+	extra := make(map[string]json.RawMessage, len(e.Extra)+1)
+	for k, v := range e.Extra { // shared maps are never modified
+		extra[k] = v
+	}
+	if _, again := extra["dasTextCut"]; !again {
+		extra["dasTextCut"] = json.RawMessage(strconv.Itoa(orig))
+	}
+	e.Extra = extra
+	return e
+}
+
+// cutUTF8 cuts s to at most n bytes on a character boundary.
+func cutUTF8(s string, n int) string {
+	if n >= len(s) {
+		return s
+	}
+	if n < 0 {
+		n = 0
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // sealWithRetry seals, retrying with backoff while the failure lasts less

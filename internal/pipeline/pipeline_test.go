@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/das-mysql/das/internal/event"
 	"github.com/das-mysql/das/internal/record"
@@ -293,5 +294,152 @@ func TestSinkStallEvents(t *testing.T) {
 	defer mu.Unlock()
 	if len(got) != 2 || !got[0] || got[1] {
 		t.Fatalf("stall events %v, want [true false]", got)
+	}
+}
+
+// Enqueue waits for room instead of dropping: every event of a producer far
+// faster than the sink arrives, in order, with the queue never above its
+// bound; a cancelled context gives up and counts the event.
+func TestEnqueueBackpressure(t *testing.T) {
+	sink := &memSink{delay: 2 * time.Millisecond}
+	w := New(&textSealer{}, sink, Options{MaxEvents: 4, QueueEvents: 8, Linger: time.Hour})
+	const n = 300
+	for i := range n {
+		if err := w.Enqueue(context.Background(), q(fmt.Sprintf("e%d", i))); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		// Bound: the queue, plus records handed to the sink (the acks
+		// channel's 64, the one the acker waits on, the one being handed).
+		if st := w.Stats(); st.EventsIn-st.EventsDurable > 8+4*(64+2) {
+			t.Fatalf("after event %d: %d events neither durable nor dropped", i, st.EventsIn-st.EventsDurable)
+		}
+	}
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range sink.lines {
+		parts := strings.SplitN(string(l), "|", 3)
+		got = append(got, strings.Split(parts[2], ";")...)
+	}
+	if len(got) != n {
+		t.Fatalf("%d events durable, want %d", len(got), n)
+	}
+	for i, g := range got {
+		if g != fmt.Sprintf("e%d", i) {
+			t.Fatalf("event %d is %q: order lost", i, g)
+		}
+	}
+	if st := w.Stats(); st.EventsDropped != 0 || st.EventsDurable != n {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestEnqueueGivesUpOnContextAndClose(t *testing.T) {
+	block := make(chan struct{})
+	sink := &gateSink{gate: block}
+	w := New(&textSealer{}, sink, Options{MaxEvents: 1, QueueEvents: 1, Linger: time.Hour})
+	// Fill the acks channel and the queue: the sink never completes.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	var err error
+	for i := 0; i < 1000 && err == nil; i++ {
+		err = w.Enqueue(ctx, q("x"))
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Enqueue on a stuck sink: %v, want the context's deadline", err)
+	}
+	if st := w.Stats(); st.EventsDropped != 1 {
+		t.Fatalf("dropped %d, want the one event given up", st.EventsDropped)
+	}
+	// A producer waiting for room when the writer closes is told so.
+	errc := make(chan error, 1)
+	go func() { errc <- w.Enqueue(context.Background(), q("y")) }()
+	time.Sleep(50 * time.Millisecond)
+	closed := make(chan error, 1)
+	go func() { closed <- w.Close(context.Background()) }()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("waiting Enqueue after Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a producer waiting for room was not released by Close")
+	}
+	close(block)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// gateSink makes nothing durable until gate is closed.
+type gateSink struct {
+	memSink
+	gate chan struct{}
+}
+
+func (g *gateSink) AppendAsync(seq uint64, line []byte) func() error {
+	wait := g.memSink.AppendAsync(seq, line)
+	return func() error { <-g.gate; return wait() }
+}
+
+// limitSink is a memSink whose records may not exceed max bytes.
+type limitSink struct {
+	memSink
+	max int
+}
+
+func (l *limitSink) MaxRecordBytes() int { return l.max }
+
+func (l *limitSink) AppendAsync(seq uint64, line []byte) func() error {
+	if len(line) > l.max {
+		return func() error { return fmt.Errorf("record %d: %d bytes over the limit", seq, len(line)) }
+	}
+	return l.memSink.AppendAsync(seq, line)
+}
+
+// A batch that would seal over the sink's record limit becomes several
+// records, chained and in order; an event too large alone is cut and
+// marked, never refused.
+func TestSplitsRecordsOverTheSinkLimit(t *testing.T) {
+	sink := &limitSink{max: 200}
+	w := New(&textSealer{}, sink, Options{MaxEvents: 64, Linger: time.Hour})
+	var want []string
+	for i := range 40 {
+		want = append(want, fmt.Sprintf("event-%02d", i))
+		w.Submit(q(want[i]))
+	}
+	big := strings.Repeat("é", 400) // 800 bytes: over the limit alone
+	w.Submit(q(big))
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var prev string
+	for i, l := range sink.lines {
+		if len(l) > sink.max {
+			t.Fatalf("record %d is %d bytes, over %d", i, len(l), sink.max)
+		}
+		parts := strings.SplitN(string(l), "|", 3)
+		if parts[0] != fmt.Sprint(i+1) || parts[1] != prev {
+			t.Fatalf("record %d: seq %s prev %q: chain broken", i, parts[0], parts[1])
+		}
+		d := sha256.Sum256(l)
+		prev = dasrecord.Digest(d).String()
+		got = append(got, strings.Split(parts[2], ";")...)
+	}
+	if len(sink.lines) < 3 {
+		t.Fatalf("%d records: the batch was not split", len(sink.lines))
+	}
+	last := got[len(got)-1]
+	if strings.Join(got[:len(got)-1], ",") != strings.Join(want, ",") {
+		t.Fatalf("events %v, want %v", got[:len(got)-1], want)
+	}
+	if len(last) == 0 || len(last) >= len(big) || !strings.HasPrefix(big, last) || !utf8.ValidString(last) {
+		t.Fatalf("oversized event kept %d bytes of %d (valid UTF-8 %v)", len(last), len(big), utf8.ValidString(last))
+	}
+	st := w.Stats()
+	if st.Splits == 0 || st.TextsCut != 1 || st.EventsDurable != 41 || st.EventsDropped != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }

@@ -366,6 +366,10 @@ func (s *Sink) AppendAsync(seq uint64, line []byte) (wait func() error) {
 	}
 }
 
+// MaxRecordBytes is the largest record line the topic takes with this
+// stream's key: the writer splits batches to fit it.
+func (s *Sink) MaxRecordBytes() int { return s.maxBytes - len(s.key) - batchOverhead }
+
 func failed(err error) func() error { return func() error { return err } }
 
 func (s *Sink) tooLarge(seq uint64, size int) error {

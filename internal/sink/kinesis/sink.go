@@ -158,6 +158,10 @@ func (s *Sink) Last() (uint64, []byte) {
 	return s.lastSeq, s.lastLine
 }
 
+// MaxRecordBytes is the largest record line Kinesis takes with this stream's
+// partition key: the writer splits batches to fit it.
+func (s *Sink) MaxRecordBytes() int { return MaxRecordBytes - len(*s.key) }
+
 // AppendAsync queues one record after those queued before it, blocking while
 // MaxBufferedRecords are buffered. wait returns once Kinesis acknowledged the
 // record, or the error that stopped it.
