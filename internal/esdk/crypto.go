@@ -109,14 +109,20 @@ func parseCompressedPoint(curve elliptic.Curve, data []byte) (*ecdsa.PublicKey, 
 // is known before signing. (r, n-s) is as valid as (r, s), and exactly one of
 // s and n-s has its top bit set, so flipping s fixes the length without
 // re-signing unless r or s is short by a whole byte (about 1 in 128).
-func sign(si *suiteInfo, priv *ecdsa.PrivateKey, digest []byte) ([]byte, error) {
+func sign(si *suiteInfo, priv *ecdsa.PrivateKey, digest []byte, nonces *Nonces) ([]byte, error) {
 	n := si.curve.Params().N
+	c := curveFor(si.curve)
 	var sig []byte
 	for range 16 {
-		r, s, err := ecdsa.Sign(rand.Reader, priv, digest)
+		ps, err := nonces.take(c)
 		if err != nil {
 			return nil, err
 		}
+		rb, sb, err := c.signWith(ps, priv, digest)
+		if err != nil {
+			return nil, err
+		}
+		r, s := new(big.Int).SetBytes(rb), new(big.Int).SetBytes(sb)
 		sig = appendDERSig(sig[:0], r, s)
 		if len(sig) == si.sigLen {
 			return sig, nil

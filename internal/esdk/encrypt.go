@@ -239,7 +239,7 @@ func encrypt(k Keyring, pt []byte, o EncryptOptions, contentType byte) (out []by
 
 	if h != nil {
 		var sum [64]byte
-		sig, err := sign(si, signer, h.Sum(sum[:0]))
+		sig, err := sign(si, signer, h.Sum(sum[:0]), o.Nonces)
 		if err != nil {
 			return nil, fmt.Errorf("esdk: sign: %w", err)
 		}

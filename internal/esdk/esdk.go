@@ -201,7 +201,9 @@ type EncryptOptions struct {
 	// "one key per message" property: anyone holding the data key can already
 	// forge messages for non-signed suites.
 	SigningKey *ecdsa.PrivateKey
-	Rand       io.Reader // nil => crypto/rand; data keys, message ids, IVs
+	// Nonces, if set, supplies precomputed ECDSA nonces (see NewNonces).
+	Nonces *Nonces
+	Rand   io.Reader // nil => crypto/rand; data keys, message ids, IVs
 }
 
 // DecryptOptions tune Decrypt.

@@ -435,7 +435,7 @@ func TestAppendDERSig(t *testing.T) {
 	si := lookupSuite(DefaultSuite)
 	digest := make([]byte, 48)
 	for range 20 {
-		sig, err := sign(si, k, digest)
+		sig, err := sign(si, k, digest, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -101,7 +101,10 @@ func TestInteropOfficialDecryptsOurs(t *testing.T) {
 			pt := randomBytes(t, tc.n)
 			o := EncryptOptions{Suite: tc.suite, FrameLength: tc.frame, EncryptionContext: ec}
 			if tc.reuseSK && tc.suite.Signed() {
+				// das's way: one key per data key, precomputed nonces.
 				o.SigningKey = signingKey
+				o.Nonces = NewNonces(tc.suite, 2)
+				defer o.Nonces.Close()
 			}
 			ct := contentFramed
 			if !tc.framed {

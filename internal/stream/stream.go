@@ -109,6 +109,7 @@ type Stream struct {
 	startedAt *time.Time
 	writer    *pipeline.Writer
 	keys      *kms.KeyCache
+	sealer    *record.Sealer
 	probing   bool
 	closed    bool
 
@@ -231,7 +232,7 @@ func (s *Stream) Start(ctx context.Context, mode string) (Status, error) {
 
 	s.mu.Lock()
 	now := time.Now().UTC()
-	s.writer, s.keys, s.state, s.startedAt = w, keys, Started, &now
+	s.writer, s.keys, s.sealer, s.state, s.startedAt = w, keys, sealer, Started, &now
 	failClosed := s.o.FailClosed
 	s.mu.Unlock()
 	s.notify(EventStarted, "mode", s.Mode(), "sink", s.o.SinkName)
@@ -263,11 +264,12 @@ func (s *Stream) stop(ctx context.Context, reason string, cause error) error {
 		s.mu.Unlock()
 		return nil
 	}
-	w, keys := s.writer, s.keys
+	w, keys, sealer := s.writer, s.keys, s.sealer
 	s.state = Stopping
 	s.mu.Unlock()
 	s.notify(EventStopping, "reason", reason)
 	err := w.Close(ctx)
+	sealer.Close()
 	keys.Close()
 	s.mu.Lock()
 	st := w.Stats()
@@ -278,7 +280,7 @@ func (s *Stream) stop(ctx context.Context, reason string, cause error) error {
 	s.base.Heartbeats += st.Heartbeats
 	s.base.SealErrors += st.SealErrors
 	s.base.SinkErrors += st.SinkErrors
-	s.writer, s.keys = nil, nil
+	s.writer, s.keys, s.sealer = nil, nil, nil
 	s.mu.Unlock()
 	if cause == nil {
 		cause = err
