@@ -64,8 +64,11 @@ func openKMS(ctx context.Context, c config.Config, create bool) (kms.Provider, e
 }
 
 func suiteOf(c config.Config) esdk.Suite {
-	if c.Suite == "committing" {
+	switch c.Suite {
+	case "committing":
 		return esdk.SuiteAES256GCMHKDFSHA512CommitKeyECDSAP384
+	case "unsigned":
+		return esdk.SuiteAES256GCMHKDFSHA512CommitKey
 	}
 	return esdk.SuiteAES256GCMIV12Tag16HKDFSHA384ECDSAP384
 }

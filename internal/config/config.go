@@ -33,7 +33,7 @@ type Config struct {
 
 	DataKeyMaxUses int           // data_key_max_uses
 	DataKeyMaxAge  time.Duration // data_key_max_age
-	Suite          string        // suite: das (0x0378) | committing (0x0578)
+	Suite          string        // suite: das (0x0378) | committing (0x0578) | unsigned (0x0478)
 
 	BatchMaxEvents    int           // batch_max_events
 	BatchLinger       time.Duration // batch_linger
@@ -217,7 +217,7 @@ var settings = []setting{
 	}},
 	{"data_key_max_uses", "records sealed under one data key before a new one is made", integer(func(c *Config) *int { return &c.DataKeyMaxUses }, 1)},
 	{"data_key_max_age", "lifetime of one data key", duration(func(c *Config) *time.Duration { return &c.DataKeyMaxAge }, time.Second)},
-	{"suite", "encryption suite: das (0x0378, what AWS DAS emits) or committing (0x0578, message format v2)", oneOf(func(c *Config) *string { return &c.Suite }, "das", "committing")},
+	{"suite", "encryption suite: das (0x0378, what AWS DAS emits), committing (0x0578, message format v2) or unsigned (0x0478: format v2 without the per-record ECDSA signature, several times cheaper per record, for sync mode; authenticity then rests on the data key alone)", oneOf(func(c *Config) *string { return &c.Suite }, "das", "committing", "unsigned")},
 	{"batch_max_events", "events sealed into one record at most (a record over the sink's size limit is split)", integer(func(c *Config) *int { return &c.BatchMaxEvents }, 1)},
 	{"batch_linger", "how long an async record waits for more events before it is sealed (sync events never wait): longer means fewer records and less signing", duration(func(c *Config) *time.Duration { return &c.BatchLinger }, 0)},
 	{"queue_events", "events buffered before the stream sheds load (async)", integer(func(c *Config) *int { return &c.QueueEvents }, 1)},

@@ -136,3 +136,13 @@ func BenchmarkSign(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPresign: the background cost of one nonce (k·G and k⁻¹).
+func BenchmarkPresign(b *testing.B) {
+	c := curveFor(elliptic.P384())
+	for b.Loop() {
+		if _, err := c.presign(rand.Reader); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
