@@ -180,7 +180,7 @@ start_das() { # data dir
 }
 
 counter() { # data dir, name: a counter of describe-activity-streams
-	"$DAS" describe-activity-streams --data-dir "$1" --admin "$HOST:$ADMIN_PORT" --json |
+	env -u DAS_CPUPROFILE "$DAS" describe-activity-streams --data-dir "$1" --admin "$HOST:$ADMIN_PORT" --json |
 		jq -r ".ActivityStreams[0].Counters.$2 // 0"
 }
 
@@ -212,7 +212,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		plain) fresh_audit OFF ;;
 		*) fresh_audit ON ;;
 		esac
-		dd="$WORK/das-data.$round"
+		dd="${DAS_DATA_ROOT:-$WORK}/das-data.$round"
 		if [ "$leg" = audit+das ]; then
 			rm -rf "$dd"
 			start_das "$dd"
@@ -251,7 +251,7 @@ for round in $(seq 1 "$ROUNDS"); do
 			DAS_PID=
 			# The stream holds every QUERY line of the log, once.
 			logq=$(audit_queries)
-			dasq=$("$DAS" consume --from "$dd" --data-dir "$dd" --command QUERY 2>"$dd.consume.err" | wc -l)
+			dasq=$(env -u DAS_CPUPROFILE "$DAS" consume --from "$dd" --data-dir "$dd" --command QUERY 2>"$dd.consume.err" | wc -l)
 			note="behind at end: $((lines - read_at_end)) lines ($lag_bytes bytes), caught up in ${catchup}s; das CPU ${cpu}s ($(nproc) cores); lost bytes $lost; QUERY lines $logq, das QUERY events $dasq"
 			printf 'das\t%s\t%s\t%s\t%s\t%s\n' "$round" "$((lines - read_at_end))" "$lag_bytes" "$catchup" "$((dasq - logq))" >>"$WORK/das.tsv"
 		fi
