@@ -18,6 +18,8 @@
 #   DAS_ARGS=          extra das serve flags, e.g. "--mode sync"
 #   DAS_SINK=local     local, or kafka (an in-process Kafka cluster, bench/kfake)
 #   KEEP=1             keep the work directory (logs) after the run
+#   ONLY=              targets to run, e.g. "das" for the 5-minute memory run
+#                      (BENCH_TIME=300 ROUNDS=1 ONLY=das WORKLOADS=oltp_read_only)
 set -euo pipefail
 
 BENCH_TIME=${BENCH_TIME:-20}
@@ -91,15 +93,12 @@ wait_port() { # port name pid
 }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-# proc_cost prints a process's CPU clock ticks (user + system) and its read
-# and write syscalls so far: per query, they say what a proxy costs on a
-# machine whose cores sysbench and MariaDB already saturate.
+# proc_cost prints a process's CPU clock ticks (user + system) so far: per
+# query, they say what a proxy costs on a machine whose cores sysbench and
+# MariaDB already saturate, where every µs of proxy CPU is taken from them.
 proc_cost() {
 	[ -n "$1" ] || return 0
-	local ticks sc
-	ticks=$(awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null) || return 0
-	sc=$(awk '/^sysc[rw]:/ {n += $2} END {print n + 0}' "/proc/$1/io" 2>/dev/null) || return 0
-	echo "$ticks $sc"
+	awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || return 0
 }
 
 # --- MariaDB -----------------------------------------------------------------
@@ -231,7 +230,10 @@ for w in $WORKLOADS; do
 	fi
 done
 
-printf '%-18s %-8s %5s %12s %9s %14s %12s %10s\n' workload target round QPS p95_ms proxy_RSS_kB cpu_us/query syscalls/q
+if [ -n "${ONLY:-}" ]; then
+	TARGETS=($ONLY)
+fi
+printf '%-18s %-8s %5s %12s %9s %22s %12s\n' workload target round QPS p95_ms proxy_RSS_kB_min..max cpu_us/query
 for round in $(seq 1 "$ROUNDS"); do
 	for w in $WORKLOADS; do
 		for target in "${TARGETS[@]}"; do
@@ -242,24 +244,32 @@ for round in $(seq 1 "$ROUNDS"); do
 			das) pid=$DAS_PID ;;
 			esac
 			before=$(proc_cost "$pid")
+			# RSS every 5 s while the run lasts: a leak shows as a climb.
+			rssf="$WORK/rss.$w.$target.$round"
+			: >"$rssf"
+			if [ -n "$pid" ]; then
+				(while kill -0 "$pid" 2>/dev/null; do rss_kb "$pid" >>"$rssf"; sleep 5; done) &
+				SAMPLER=$!
+			fi
 			if ! sb "$w" "$(port_of "$target")" "$BENCH_TIME" run >"$out" 2>&1; then
 				cat "$out" >&2
 				die "sysbench $w against $target failed"
 			fi
+			if [ -n "$pid" ]; then
+				kill "$SAMPLER" 2>/dev/null || true
+				wait "$SAMPLER" 2>/dev/null || true
+				rss_kb "$pid" >>"$rssf"
+			fi
 			after=$(proc_cost "$pid")
 			qps=$(awk '/queries:/ {gsub(/\(/, "", $3); print $3}' "$out")
 			total=$(awk '/queries:/ {print $2}' "$out")
-			read -r cpu sysc < <(awk -v b="$before" -v a="$after" -v n="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN {
-				if (b == "" || n == 0) { print "- -"; exit }
+			cpu=$(awk -v b="$before" -v a="$after" -v n="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN {
+				if (b == "" || n == 0) { print "-"; exit }
 				split(b, x, " "); split(a, y, " ")
-				printf "%.1f %.2f\n", (y[1] - x[1]) / hz * 1e6 / n, (y[2] - x[2]) / n }')
+				printf "%.1f\n", (y[1] - x[1]) / hz * 1e6 / n }')
 			p95=$(awk '/95th percentile:/ {print $3}' "$out")
-			case $target in
-			haproxy) rss=$(rss_kb "$HAPROXY_PID") ;;
-			das) rss=$(rss_kb "$DAS_PID") ;;
-			*) rss=- ;;
-			esac
-			printf '%-18s %-8s %5s %12s %9s %14s %12s %10s\n' "$w" "$target" "$round" "$qps" "$p95" "$rss" "$cpu" "$sysc"
+			rss=$(awk 'NR == 1 || $1 < lo { lo = $1 } $1 > hi { hi = $1 } END { if (NR) printf "%d..%d", lo, hi; else print "-" }' "$rssf")
+			printf '%-18s %-8s %5s %12s %9s %22s %12s\n' "$w" "$target" "$round" "$qps" "$p95" "$rss" "$cpu"
 			printf '%s\t%s\t%s\t%s\t%s\n' "$w" "$target" "$round" "$qps" "$p95" >>"$RESULTS"
 		done
 	done
@@ -277,8 +287,9 @@ awk -F'\t' -v targets="${TARGETS[*]}" '
 				k = t[j]; Q[k] = q[w, k] / n[w, k]; P[k] = p[w, k] / n[w, k]
 				printf "  %-18s %-8s QPS %10.1f  p95 %7.3f ms\n", w, k, Q[k], P[k]
 			}
-			printf "  %-18s haproxy/direct QPS %.3f  p95 added %+.0f us\n", w, Q["haproxy"] / Q["direct"], (P["haproxy"] - P["direct"]) * 1000
-			if ("das" in Q)
+			if (("haproxy" in Q) && ("direct" in Q))
+				printf "  %-18s haproxy/direct QPS %.3f  p95 added %+.0f us\n", w, Q["haproxy"] / Q["direct"], (P["haproxy"] - P["direct"]) * 1000
+			if (("das" in Q) && ("haproxy" in Q))
 				printf "  %-18s das/haproxy    QPS %.3f  p95 added %+.0f us\n", w, Q["das"] / Q["haproxy"], (P["das"] - P["haproxy"]) * 1000
 			delete Q; delete P
 		}
