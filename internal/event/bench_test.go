@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -76,5 +77,19 @@ func BenchmarkFormatTime(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf = AppendTime(buf[:0], t)
+	}
+}
+
+// An event tagged with extra fields (the proxy's dasSource, a record's
+// dasSeq) encodes without allocating.
+func TestAppendJSONExtraDoesNotAllocate(t *testing.T) {
+	e := benchEvent()
+	e.Extra = map[string]json.RawMessage{"dasSource": json.RawMessage(`"proxy"`), "dasSeq": json.RawMessage(`42`)}
+	buf := e.AppendJSON(nil)
+	if !bytes.Contains(buf, []byte(`"dasSeq":42,"dasSource":"proxy"`)) {
+		t.Fatalf("extra fields missing or unsorted: %s", buf)
+	}
+	if n := testing.AllocsPerRun(100, func() { buf = e.AppendJSON(buf[:0]) }); n != 0 {
+		t.Fatalf("%v allocations per event", n)
 	}
 }

@@ -147,7 +147,8 @@ func appendExtra(dst []byte, extra map[string]json.RawMessage, known map[string]
 	if len(extra) == 0 {
 		return dst
 	}
-	keys := make([]string, 0, len(extra))
+	var small [4]string // most events carry one or two (dasSource, dasSeq): no allocation
+	keys := small[:0]
 	for k := range extra {
 		if !known[k] {
 			keys = append(keys, k)
