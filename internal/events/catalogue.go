@@ -86,11 +86,10 @@ const (
 
 // Reasons a stream stops (AttrReason of StreamStopped).
 const (
-	ReasonRequested      = "requested"        // stop-activity-stream
-	ReasonShutdown       = "shutdown"         // das serve is exiting
-	ReasonKMSUnreachable = "kms-unreachable"  // past --kms-retry-window
-	ReasonSinkFailed     = "sink-unreachable" // the sink failed past its bound
-	ReasonStartFailed    = "start-failed"     // the stream never reached started
+	ReasonRequested      = "requested"       // stop-activity-stream
+	ReasonShutdown       = "shutdown"        // das serve is exiting
+	ReasonKMSUnreachable = "kms-unreachable" // past --kms-retry-window
+	ReasonStartFailed    = "start-failed"    // the stream never reached started
 )
 
 // KMS failure classes (AttrClass of KMSUnreachable); the same words as
@@ -108,11 +107,11 @@ var catalogue = []Def{
 		Note:    "The first data key was obtained and the sink accepts records (like RDS-EVENT-0179)."},
 	{ID: StreamStopping, Category: "notification", Severity: Info,
 		Message: "Database Activity Stream is stopping.",
-		Attrs:   []Attr{{AttrReason, "why: requested, shutdown, kms-unreachable, sink-unreachable, start-failed"}},
+		Attrs:   []Attr{{AttrReason, "why: requested, shutdown, kms-unreachable, start-failed"}},
 		Note:    "Queued records are being flushed."},
 	{ID: StreamStopped, Category: "notification", Severity: Warning,
 		Message: "Database Activity Stream is stopped.",
-		Attrs:   []Attr{{AttrReason, "why: requested, shutdown, kms-unreachable, sink-unreachable, start-failed"}, {AttrError, "the last error, when the reason is a failure"}},
+		Attrs:   []Attr{{AttrReason, "why: requested, shutdown, kms-unreachable, start-failed"}, {AttrError, "the last error, when the reason is a failure"}},
 		Note:    "Like RDS-EVENT-0180. The proxy keeps relaying unless the policy is fail_closed."},
 
 	{ID: KMSUnreachable, Category: "availability", Severity: Error,
@@ -126,17 +125,17 @@ var catalogue = []Def{
 
 	{ID: LossWindowStart, Category: "failure", Severity: Error,
 		Message: "Activity records may have been lost: the window starts.",
-		Attrs:   []Attr{{AttrMode, "async or sync"}, {AttrReason, "queue-full, durability-timeout, kms-unreachable, sink-unreachable"}, {AttrQueued, "records queued at the start"}},
-		Note:    "Async: the queue overflowed. Sync: a record was not durable within the bound and the session went on."},
+		Attrs:   []Attr{{AttrMode, "async or sync"}, {AttrReason, "queue-full, durability-timeout, kms-unreachable, sink-unreachable"}, {AttrQueued, "events queued, not yet durable, at the start"}},
+		Note:    "Async: the queue overflowed, or a record could not be sealed or made durable. Sync: an event was not durable within sync_timeout and its session went on (the event stays queued and may still become durable)."},
 	{ID: LossWindowEnd, Category: "failure", Severity: Warning,
 		Message: "Activity records may have been lost: the window ends.",
 		Attrs:   []Attr{{AttrSince, "when the window started (RFC 3339)"}, {AttrDuration, "the window's length"}, {AttrMissed, "events not recorded in the window"}},
-		Note:    "Records are durable again. missed is the count of server_aurora_das_messages_missed in the window."},
+		Note:    "No event was lost for 2 s and the sink takes records. missed counts events dropped or not durable in time during the window (like server_aurora_das_messages_missed)."},
 
 	{ID: SinkUnreachable, Category: "availability", Severity: Error,
 		Message: "The activity stream cannot write to its sink.",
 		Attrs:   []Attr{{AttrSink, "the sink"}, {AttrError, "the failure"}},
-		Note:    "A write or fsync failed; records wait in the bounded queue."},
+		Note:    "No record was acknowledged by the sink for 5 s (a write or fsync failing, brokers unreachable); records wait in the bounded queue."},
 	{ID: SinkRecovered, Category: "availability", Severity: Info,
 		Message: "The activity stream can write to its sink again.",
 		Attrs:   []Attr{{AttrSink, "the sink"}, {AttrDuration, "how long the sink was failing"}},

@@ -71,7 +71,6 @@ with headers ` + "`Content-Type: application/json`, `X-Das-Event-Id`, `X-Das-Eve
 | ` + "`" + ReasonRequested + "`" + ` | stop-activity-stream was called |
 | ` + "`" + ReasonShutdown + "`" + ` | das serve is exiting |
 | ` + "`" + ReasonKMSUnreachable + "`" + ` | KMS did not answer within --kms-retry-window; the DAS-EVENT-0010 before it says which failure |
-| ` + "`" + ReasonSinkFailed + "`" + ` | the sink kept failing past its bound |
 | ` + "`" + ReasonStartFailed + "`" + ` | the stream never reached started (the error attribute says why) |
 
 ## KMS failure classes

@@ -175,23 +175,29 @@ func New(sealer Sealer, sink Sink, o Options) *Writer {
 // before it is queued. It reports false when the queue is full and the event
 // was dropped (counted).
 func (w *Writer) Submit(ev event.Event) bool {
-	return w.submit(item{ev: ev}) == nil
+	return w.enqueue(context.Background(), item{ev: ev}, false) == nil
 }
 
 // SubmitWait queues an event and waits until its record is durable (sync
 // mode). Redaction happens before queueing.
 func (w *Writer) SubmitWait(ctx context.Context, ev event.Event) error {
 	done := make(chan error, 1)
-	if err := w.submit(item{ev: ev, done: done}); err != nil {
+	// The deadline covers waiting for room too: a full queue (the sink down
+	// for long) must not hold a session past its sync timeout.
+	if err := w.enqueue(ctx, item{ev: ev, done: done}, true); err != nil {
 		return err
 	}
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		return fmt.Errorf("%w: %w", ErrNotDurable, ctx.Err())
 	}
 }
+
+// ErrNotDurable is SubmitWait giving up on an event it queued: the event
+// may still become durable later.
+var ErrNotDurable = errors.New("pipeline: event queued but not durable in time")
 
 // EnqueueAck is Enqueue with an acknowledgement: ack is called, in order,
 // once the event's record is durable (a log tailer checkpoints on it).
@@ -203,11 +209,6 @@ func (w *Writer) EnqueueAck(ctx context.Context, ev event.Event, ack func()) err
 // instead of loss, for sources that can wait (a file being replayed).
 func (w *Writer) Enqueue(ctx context.Context, ev event.Event) error {
 	return w.enqueue(ctx, item{ev: ev}, true)
-}
-
-func (w *Writer) submit(it item) error {
-	// Sync callers take backpressure instead of loss.
-	return w.enqueue(context.Background(), it, it.done != nil)
 }
 
 func (w *Writer) enqueue(ctx context.Context, it item, block bool) error {

@@ -443,3 +443,33 @@ func TestSplitsRecordsOverTheSinkLimit(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// A sync submitter facing a full queue (the sink down for long) waits no
+// longer than its context, and the event is counted as dropped.
+func TestSubmitWaitDeadlineCoversAFullQueue(t *testing.T) {
+	gate := make(chan struct{})
+	defer close(gate)
+	w := New(&textSealer{}, &gateSink{gate: gate}, Options{MaxEvents: 1, QueueEvents: 4, Linger: time.Hour})
+	// The sink takes no record: after the acker's 64 waiting records and
+	// the queue's 4 events, the others find the queue full.
+	const n = 150
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, n)
+	for range n {
+		go func() { done <- w.SubmitWait(ctx, q("s")) }()
+	}
+	for range n {
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("SubmitWait on a stuck sink: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("SubmitWait held a session past its deadline with the queue full")
+		}
+	}
+	if st := w.Stats(); st.EventsDropped == 0 || st.EventsIn != n {
+		t.Fatalf("events given up on a full queue were not counted: %+v", st)
+	}
+}

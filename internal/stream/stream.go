@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/das-mysql/das/internal/event"
@@ -36,6 +37,14 @@ const (
 	ReasonKMSUnreachable = "kms-unreachable"
 	ReasonStartFailed    = "start-failed"
 	ReasonShutdown       = "shutdown"
+)
+
+// Why a loss window started (the reason attribute of DAS-EVENT-0020).
+const (
+	LossQueueFull         = "queue-full"
+	LossDurabilityTimeout = "durability-timeout"
+	LossKMSUnreachable    = "kms-unreachable"
+	LossSinkUnreachable   = "sink-unreachable"
 )
 
 // Event ids this package raises (the catalogue lives in internal/events).
@@ -116,8 +125,14 @@ type Stream struct {
 	// counters of writers that were stopped, so totals survive restarts
 	base pipeline.Stats
 
-	lossOpen    bool
-	lossDropped uint64
+	// The loss window (watch goroutine only, but for syncTimeouts and
+	// sinkStalled, which sessions and the acker set).
+	lossOpen     bool
+	lossBase     uint64 // events lost before the window
+	lossSince    time.Time
+	syncTimeouts atomic.Uint64 // sync events whose session went on before they were durable
+	sinkStalled  atomic.Bool
+	sinkDownAt   time.Time // acker only
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -221,11 +236,16 @@ func (s *Stream) Start(ctx context.Context, mode string) (Status, error) {
 	if wo.SinkStall == 0 {
 		wo.SinkStall = 5 * time.Second
 	}
+	stallAfter := wo.SinkStall
 	wo.OnSinkStall = func(stalled bool) {
+		s.sinkStalled.Store(stalled)
 		if stalled {
-			s.notify(EventSinkDown, "sink", s.o.SinkName)
+			s.sinkDownAt = time.Now().Add(-stallAfter)
+			s.notify(EventSinkDown, "sink", s.o.SinkName,
+				"error", fmt.Sprintf("no record acknowledged by the sink for %s", stallAfter))
 		} else {
-			s.notify(EventSinkUp, "sink", s.o.SinkName)
+			s.notify(EventSinkUp, "sink", s.o.SinkName,
+				"duration", time.Since(s.sinkDownAt).Round(time.Millisecond).String())
 		}
 	}
 	w := pipeline.New(sealer, s.o.Sink, wo)
@@ -349,29 +369,57 @@ func (s *Stream) startProbe() {
 	}()
 }
 
+// lossQuiet is how long no event may be lost before a loss window is
+// declared over (and every event submitted before the last loss must be
+// durable or counted): sync sessions time out one by one, and a window must
+// not flap between them.
+const lossQuiet = 2 * time.Second
+
 // watch reports loss windows: events dropped because the queue was full or
-// a record could not be sealed or made durable.
+// a record could not be sealed or made durable, and sync events whose
+// session went on before they were durable.
 func (s *Stream) watch() {
 	defer s.wg.Done()
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
-	var last uint64
+	var last, lastTimeouts uint64
+	var prev pipeline.Stats
+	var lastLoss time.Time
+	var inAtLoss uint64 // events submitted when the last loss was seen
 	for {
+		var now time.Time
 		select {
 		case <-s.done:
 			return
-		case <-t.C:
+		case now = <-t.C:
 		}
 		st := s.stats()
-		switch {
-		case st.EventsDropped > last && !s.lossOpen:
-			s.lossOpen, s.lossDropped = true, last
-			s.notify(EventLossStart, "missed", fmt.Sprint(st.EventsDropped-last))
-		case st.EventsDropped == last && s.lossOpen:
-			s.lossOpen = false
-			s.notify(EventLossEnd, "missed", fmt.Sprint(st.EventsDropped-s.lossDropped))
+		timeouts := s.syncTimeouts.Load()
+		lost := st.EventsDropped + timeouts
+		if lost > last {
+			lastLoss, inAtLoss = now, st.EventsIn
 		}
-		last = st.EventsDropped
+		switch {
+		case lost > last && !s.lossOpen:
+			reason := LossQueueFull
+			switch {
+			case timeouts > lastTimeouts:
+				reason = LossDurabilityTimeout
+			case st.SealErrors > prev.SealErrors:
+				reason = LossKMSUnreachable
+			case st.SinkErrors > prev.SinkErrors || s.sinkStalled.Load():
+				reason = LossSinkUnreachable
+			}
+			s.lossOpen, s.lossBase, s.lossSince = true, last, now
+			queued := st.EventsIn - st.EventsDurable - min(st.EventsDropped, st.EventsIn-st.EventsDurable)
+			s.notify(EventLossStart, "mode", s.Mode(), "reason", reason, "queued", fmt.Sprint(queued))
+		case s.lossOpen && now.Sub(lastLoss) >= lossQuiet && !s.sinkStalled.Load() &&
+			st.EventsDurable+st.EventsDropped >= inAtLoss: // what was queued then is settled
+			s.lossOpen = false
+			s.notify(EventLossEnd, "since", s.lossSince.UTC().Format(time.RFC3339), "duration", now.Sub(s.lossSince).Round(time.Millisecond).String(),
+				"missed", fmt.Sprint(lost-s.lossBase))
+		}
+		last, lastTimeouts, prev = lost, timeouts, st
 	}
 }
 
@@ -446,7 +494,11 @@ func (s *Stream) SubmitWait(ctx context.Context, ev event.Event) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.o.SyncTimeout)
 	defer cancel()
-	return w.SubmitWait(ctx, ev)
+	err := w.SubmitWait(ctx, ev)
+	if errors.Is(err, pipeline.ErrNotDurable) {
+		s.syncTimeouts.Add(1) // still queued: it may yet become durable
+	}
+	return err
 }
 
 // Enqueue takes an event with backpressure (a file being replayed).

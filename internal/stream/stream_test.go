@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -391,4 +392,65 @@ func TestKMSOutageSpool(t *testing.T) {
 	if d := s.Describe().Counters["events_dropped"]; d != 0 {
 		t.Fatalf("%d events lost", d)
 	}
+}
+
+// heldSink holds every record until released, as a sink whose brokers are
+// unreachable does.
+type heldSink struct {
+	logSink
+	release chan struct{}
+}
+
+func (s heldSink) AppendAsync(seq uint64, line []byte) func() error {
+	wait := s.logSink.AppendAsync(seq, line)
+	return func() error { <-s.release; return wait() }
+}
+
+// TestSyncTimeoutLossWindow: a sync event not durable within sync_timeout
+// lets its session go on and opens a loss window (DAS-EVENT-0020, reason
+// durability-timeout); once the sink takes records again the window closes
+// (DAS-EVENT-0021) and the event, still queued, is durable after all.
+func TestSyncTimeoutLossWindow(t *testing.T) {
+	l, err := streamlog.Open(t.TempDir(), streamlog.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	p, err := kms.OpenLocal(filepath.Join(t.TempDir(), "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	sink := heldSink{logSink{l}, make(chan struct{})}
+	s := New(Options{
+		StreamID: "cluster-LOSSLOSSLOSSLOSSLOSSLOSSLO", Provider: p, MaxUses: 100, MaxAge: time.Hour,
+		Sink: sink, SyncTimeout: 200 * time.Millisecond, Notify: rec.notify,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	ctx := context.Background()
+	defer s.Close(ctx)
+	if _, err := s.Start(ctx, "sync"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = s.SubmitWait(ctx, query("SELECT 'held'"))
+	if !errors.Is(err, pipeline.ErrNotDurable) || time.Since(start) > 5*time.Second {
+		t.Fatalf("SubmitWait on a held sink: %v after %s, want ErrNotDurable after the sync timeout", err, time.Since(start))
+	}
+	waitFor(t, "DAS-EVENT-0020", func() bool { _, ok := rec.has(EventLossStart); return ok })
+	a, _ := rec.has(EventLossStart)
+	if a["mode"] != "sync" || a["reason"] != LossDurabilityTimeout || a["queued"] != "1" {
+		t.Fatalf("DAS-EVENT-0020 attributes %v", a)
+	}
+	time.Sleep(lossQuiet + time.Second)
+	if _, ok := rec.has(EventLossEnd); ok {
+		t.Fatal("the window closed while the sink still held the record")
+	}
+	close(sink.release)
+	waitFor(t, "DAS-EVENT-0021", func() bool { _, ok := rec.has(EventLossEnd); return ok })
+	b, _ := rec.has(EventLossEnd)
+	if b["missed"] != "1" || b["since"] == "" || b["duration"] == "" {
+		t.Fatalf("DAS-EVENT-0021 attributes %v", b)
+	}
+	waitFor(t, "the held event durable", func() bool { return s.Describe().Counters["events_durable"] >= 1 })
 }
