@@ -545,3 +545,44 @@ func (s *countSink) Submit(_ context.Context, _ event.Event, ack func()) error {
 	}
 	return nil
 }
+
+// A fresh start (no checkpoint) is checkpointed where it begins, before any
+// acknowledgement: a tailer whose sink never took an event (the stream down
+// since it started), restarted after the log rotated, still reads the file
+// it began in instead of jumping to the then-current one.
+func TestFreshStartAnchored(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		start Start
+		want  []int64
+	}{
+		{"current", StartCurrent, []int64{1, 2, 3, 4, 5, 6, 7}},
+		{"end", StartEnd, []int64{4, 5, 6, 7}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			state := filepath.Join(dir, "state")
+			srv := newFakeServer(t, dir, 3)
+			srv.queries(3)
+			blocked := &memSink{block: make(chan struct{})}
+			r := startTailer(t, Options{Path: srv.path, StateDir: state, Start: tt.start}, blocked)
+			waitFor(t, "a checkpoint", func() bool {
+				m, _ := filepath.Glob(filepath.Join(state, "auditlog-*.checkpoint"))
+				return len(m) == 1
+			})
+			srv.queries(2)
+			r.stop(t)
+			srv.rotate()
+			srv.queries(2)
+			sink := &memSink{}
+			r = startTailer(t, Options{Path: srv.path, StateDir: state, Start: tt.start}, sink)
+			waitFor(t, "lines", countIs(sink, len(tt.want)))
+			time.Sleep(20 * time.Millisecond) // nothing more comes
+			r.stop(t)
+			ids, warns := sink.queries()
+			if fmt.Sprint(ids) != fmt.Sprint(tt.want) || len(warns) != 0 {
+				t.Fatalf("after the restart: statements %v, warnings %v; want %v", ids, warns, tt.want)
+			}
+		})
+	}
+}
