@@ -338,10 +338,10 @@ func TestMariaDBExactlyOnce(t *testing.T) {
 		}
 	}
 	// server_audit itself (1.4.14, MariaDB 10.11) drops some lines written
-	// while SET GLOBAL server_audit_file_rotate_now rotates (FLUSH LOGS does
-	// not rotate the audit log on 10.11; it runs here as load)
-	// the file: they are in no file. What the tailer owes is every line of
-	// the files, once.
+	// while SET GLOBAL server_audit_file_rotate_now rotates the file: they
+	// are in no file. (FLUSH LOGS does not rotate the audit log on 10.11; it
+	// runs above as load.) What the tailer owes is every line of the files,
+	// once.
 	files, _ := filepath.Glob(logPath + "*")
 	inFiles := map[string]bool{}
 	fileLines := 0
