@@ -51,6 +51,7 @@ import (
 	"time"
 
 	"github.com/das-mysql/das/internal/event"
+	"github.com/das-mysql/das/internal/pipeline"
 )
 
 // Sink receives the events of every session. Submit must be safe for
@@ -325,8 +326,8 @@ func (p *Proxy) Stats() Stats {
 
 func (p *Proxy) submit(ev event.Event) {
 	if ss, ok := p.sink.(SyncSink); ok && ss.Sync() {
-		if err := ss.SubmitWait(context.Background(), ev); err != nil {
-			p.dropped.Add(1)
+		if err := ss.SubmitWait(context.Background(), ev); err != nil && !errors.Is(err, pipeline.ErrNotDurable) {
+			p.dropped.Add(1) // not queued (the stream's loss window counts the late ones)
 			return
 		}
 		p.events.Add(1)
