@@ -431,14 +431,19 @@ func (r *reader) resume(ctx context.Context) error {
 			return err
 		}
 	}
-	for attempt := 0; ; attempt++ {
-		// A rotation between the scan and an open makes us look again.
+	for attempt := 1; ; attempt++ {
+		// A rotation between the scan and an open makes us look again, as
+		// long as it takes: reading from anywhere else than the checkpoint
+		// would lose or repeat lines.
 		done, rerr := r.tryResume(ctx, cp, haveCP, err != nil)
-		if done || rerr != nil || attempt == 20 {
+		if done || rerr != nil {
 			if rerr == nil && r.f != nil {
 				r.anchor()
 			}
 			return rerr
+		}
+		if attempt%20 == 0 {
+			t.log.Warn("auditlog: the files keep rotating under the resume; still looking for the checkpoint's file", "attempts", attempt)
 		}
 		if err := r.sleep(ctx); err != nil {
 			return err
