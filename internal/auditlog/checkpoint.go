@@ -40,15 +40,25 @@ type Position struct {
 
 // String is the Extra "dasAuditPos" form: "<dev>:<inode>:<born>:<offset>".
 func (p Position) String() string {
-	b := make([]byte, 0, 64)
+	return string(p.append(make([]byte, 0, 64)))
+}
+
+// appendJSON appends the position as a JSON string: its digits and colons
+// need no escaping.
+func (p Position) appendJSON(b []byte) []byte {
+	b = append(b, '"')
+	b = p.append(b)
+	return append(b, '"')
+}
+
+func (p Position) append(b []byte) []byte {
 	b = strconv.AppendUint(b, p.Dev, 10)
 	b = append(b, ':')
 	b = strconv.AppendUint(b, p.Inode, 10)
 	b = append(b, ':')
 	b = strconv.AppendInt(b, p.Born, 10)
 	b = append(b, ':')
-	b = strconv.AppendInt(b, p.Offset, 10)
-	return string(b)
+	return strconv.AppendInt(b, p.Offset, 10)
 }
 
 // ParsePosition parses Position.String's form.

@@ -764,7 +764,7 @@ func (r *reader) emit(ctx context.Context, line []byte, n int64, crc uint32, cut
 		ev.Extra["dasLineCut"] = jsonTrue
 		ev.Extra["dasTruncated"] = jsonTrue
 	}
-	ev.Extra["dasAuditPos"] = json.RawMessage(strconv.Quote(pos.String()))
+	ev.Extra["dasAuditPos"] = json.RawMessage(pos.appendJSON(make([]byte, 0, 48)))
 	e := ackEntry{pos: pos, n: n, crc: crc, hasPos: true}
 	r.last = e
 	t.readPos.Store(&pos)

@@ -160,13 +160,46 @@ func appendExtra(dst []byte, extra map[string]json.RawMessage, known map[string]
 		dst = appendString(dst, k)
 		dst = append(dst, ':')
 		v := extra[k]
-		if len(v) == 0 || !json.Valid(v) {
+		if !validRaw(v) {
 			dst = append(dst, "null"...)
 			continue
 		}
 		dst = append(dst, v...)
 	}
 	return dst
+}
+
+// validRaw reports whether v is one JSON value, like json.Valid but without
+// its cost for the shapes das itself puts in Extra (plain strings, integers,
+// true/false/null), which are checked by a byte scan.
+func validRaw(v []byte) bool {
+	if len(v) == 0 {
+		return false
+	}
+	switch string(v) {
+	case "true", "false", "null":
+		return true
+	}
+	plain := false
+	switch {
+	case len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"':
+		plain = true
+		for _, c := range v[1 : len(v)-1] {
+			if c < 0x20 || c == '"' || c == '\\' {
+				plain = false
+				break
+			}
+		}
+	case v[0] >= '1' && v[0] <= '9' || v[0] == '-' && len(v) > 1 && v[1] >= '1' && v[1] <= '9':
+		plain = len(v) <= 20
+		for _, c := range v[1:] {
+			if c < '0' || c > '9' {
+				plain = false
+				break
+			}
+		}
+	}
+	return plain || json.Valid(v)
 }
 
 const hexDigits = "0123456789abcdef"
