@@ -437,9 +437,6 @@ func (r *reader) resume(ctx context.Context) error {
 		// would lose or repeat lines.
 		done, rerr := r.tryResume(ctx, cp, haveCP, err != nil)
 		if done || rerr != nil {
-			if rerr == nil && r.f != nil {
-				r.anchor()
-			}
 			return rerr
 		}
 		if attempt%20 == 0 {
@@ -524,69 +521,6 @@ func (r *reader) tryResume(ctx context.Context, cp Checkpoint, haveCP, fallbackO
 	}
 }
 
-// anchor makes where reading begins the durable position, unless one is
-// already known, and checkpoints it at once. Without it, a tailer that
-// never had an event acknowledged (the stream down since it started) left
-// no checkpoint, and after a restart began at the then-current file,
-// skipping the rotated ones it had not delivered.
-func (r *reader) anchor() {
-	t := r.t
-	e := ackEntry{pos: Position{Dev: r.id.dev, Inode: r.id.ino, Born: r.id.born, Offset: r.lineStart}, hasPos: true}
-	t.readPos.Store(&e.pos)
-	if e.pos.Offset > 0 {
-		var ok bool
-		if e.n, e.crc, ok = lineBefore(r.f, e.pos.Offset); !ok {
-			return
-		}
-	}
-	t.mu.Lock()
-	fresh := !t.durable.hasPos
-	if fresh {
-		t.durable = e
-	}
-	t.mu.Unlock()
-	if fresh {
-		_ = t.SaveCheckpoint() // a failure is reported by the next loop
-	}
-}
-
-// lineBefore returns the length and CRC-32C of the line that ends at off
-// (its newline included, if it has one): the checkpoint's digest.
-func lineBefore(f *os.File, off int64) (n int64, crc uint32, ok bool) {
-	const maxBack = 64 << 20 // cut lines can be long; give up beyond this
-	buf := make([]byte, 64<<10)
-	start := int64(0)
-	for end := off - 1; end > 0 && off-end < maxBack; {
-		from := max(0, end-int64(len(buf)))
-		k, err := f.ReadAt(buf[:end-from], from)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return 0, 0, false
-		}
-		if i := bytes.LastIndexByte(buf[:k], '\n'); i >= 0 {
-			start = from + int64(i) + 1
-			break
-		}
-		if end = from; end == 0 {
-			break
-		}
-	}
-	if off-start > maxBack {
-		return 0, 0, false
-	}
-	for p := start; p < off; {
-		k, err := f.ReadAt(buf[:min(int64(len(buf)), off-p)], p)
-		if k == 0 {
-			return 0, 0, false
-		}
-		crc = crc32.Update(crc, castagnoli, buf[:k])
-		p += int64(k)
-		if err != nil && !errors.Is(err, io.EOF) {
-			return 0, 0, false
-		}
-	}
-	return off - start, crc, true
-}
-
 // lastLineEnd is the offset after the last newline at or before size.
 func lastLineEnd(f *os.File, size int64) int64 {
 	buf := make([]byte, 64<<10)
@@ -620,7 +554,6 @@ func (r *reader) run(ctx context.Context) error {
 			if len(chain) > 0 && chain[0].idx == 0 {
 				if f, ok := r.open(chain[0]); ok {
 					r.use(f, chain[0].id, 0)
-					r.anchor()
 					continue
 				}
 			}
