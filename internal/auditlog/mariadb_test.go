@@ -310,13 +310,20 @@ func TestMariaDBExactlyOnce(t *testing.T) {
 	counts := map[string]int{}
 	texts := map[string]string{}
 	commands := map[string]int{}
+	lineFile := map[string]fileID{} // position -> its file
+	from := map[string]fileID{}     // marker -> the file it was delivered from
+	outran := 0                     // warnings that a file was deleted before it was read
 	for _, e := range evs {
 		commands[e.Command]++
-		if e.Command == CommandUnparsed || e.Command == CommandWarning {
+		if e.Command == CommandWarning && string(e.Extra["dasWarning"]) == `"rotation_outran_reader"` {
+			outran++ // checked below against the statements in no file
+		} else if e.Command == CommandUnparsed || e.Command == CommandWarning {
 			t.Errorf("unexpected %s event: %s %s", e.Command, e.CommandText, e.ErrorMessage)
 		}
-		if p, ok := PositionOf(&e); ok {
+		p, _ := PositionOf(&e)
+		if p != (Position{}) {
 			positions[p.String()]++
+			lineFile[p.String()] = p.file()
 		}
 		if e.Command != event.CommandQuery {
 			continue
@@ -325,10 +332,12 @@ func TestMariaDBExactlyOnce(t *testing.T) {
 			if strings.HasSuffix(m, "%") {
 				if strings.Contains(e.CommandText, "INSERT") && strings.Contains(e.CommandText, strings.TrimSuffix(m, "%")+" ") {
 					counts[m]++
+					from[m] = p.file()
 				}
 			} else if strings.Contains(e.CommandText, "'"+m+"'") {
 				counts[m]++
 				texts[m] = e.CommandText
+				from[m] = p.file()
 			}
 		}
 	}
@@ -337,12 +346,21 @@ func TestMariaDBExactlyOnce(t *testing.T) {
 			t.Errorf("line at %s delivered %d times", p, n)
 		}
 	}
-	// server_audit itself (1.4.14, MariaDB 10.11) drops some lines written
-	// while SET GLOBAL server_audit_file_rotate_now rotates the file: they
-	// are in no file. (FLUSH LOGS does not rotate the audit log on 10.11; it
-	// runs above as load.) What the tailer owes is every line of the files,
-	// once.
+	// server_audit itself (1.4.14, MariaDB 10.11) races two rotations when
+	// SET GLOBAL server_audit_file_rotate_now comes during a size rotation:
+	// the renames then skip numbers (Path.54 after Path.39), put an old
+	// file between new ones, or rename a file over another one, deleting
+	// it, sometimes before it was read: its lines are in no file. (FLUSH
+	// LOGS does not rotate the audit log on 10.11; it runs above as load.)
+	// What the tailer owes is every line of the files, once, and lines of
+	// files the server deleted after they were read, once.
 	files, _ := filepath.Glob(logPath + "*")
+	present := map[fileID]bool{}
+	for _, f := range files {
+		if id, _, _, err := lstatID(f); err == nil {
+			present[id] = true
+		}
+	}
 	inFiles := map[string]bool{}
 	fileLines := 0
 	markerRE := regexp.MustCompile(`'(m\d+-\d+-\d+-\d+)'`)
@@ -368,15 +386,22 @@ func TestMariaDBExactlyOnce(t *testing.T) {
 			}
 		}
 	}
-	if len(positions) != fileLines {
-		t.Errorf("%d lines delivered, the server's files hold %d", len(positions), fileLines)
+	deletedLines := 0 // delivered from files the server deleted since
+	for p := range positions {
+		if !present[lineFile[p]] {
+			deletedLines++
+		}
+	}
+	if len(positions)-deletedLines != fileLines {
+		t.Errorf("%d lines delivered from the server's files, which hold %d", len(positions)-deletedLines, fileLines)
 	}
 	droppedByServer := 0
 	bad := 0
 	for m, q := range want {
 		if !inFiles[m] {
-			droppedByServer++
-			if counts[m] != 0 {
+			if counts[m] == 0 {
+				droppedByServer++
+			} else if present[from[m]] {
 				t.Errorf("statement %s delivered but in no file", m)
 			}
 			continue
@@ -397,10 +422,15 @@ func TestMariaDBExactlyOnce(t *testing.T) {
 	if commands[event.CommandFailedConnect] < 6 || commands["RENAME"] < 6 || commands["CREATE"] < 6 || commands[event.CommandConnect] < 50 {
 		t.Errorf("commands %v", commands)
 	}
-	t.Logf("%d events (%d lines in %d files), %d statements run, %d of them not written by server_audit, commands %v",
-		len(evs), fileLines, len(files), len(want), droppedByServer, commands)
-	if droppedByServer > len(want)/20 {
+	t.Logf("%d events (%d lines in %d files, %d lines from files deleted since), %d statements run, %d of them in no file and not delivered, commands %v",
+		len(evs), fileLines, len(files), deletedLines, len(want), droppedByServer, commands)
+	// The race deletes a file now and then, sometimes before the tailer
+	// (or while no tailer) ran; the bound only keeps the check meaningful.
+	if droppedByServer > len(want)/10 {
 		t.Errorf("server_audit dropped %d of %d statements: more than its rotation race explains", droppedByServer, len(want))
+	}
+	if outran > 0 && droppedByServer == 0 {
+		t.Errorf("%d files reported deleted before they were read, yet every statement is in a file or delivered", outran)
 	}
 
 	if *update {

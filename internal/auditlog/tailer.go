@@ -2,6 +2,7 @@ package auditlog
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -286,9 +288,25 @@ type fileID struct {
 }
 
 type chainFile struct {
-	idx  int // 0 is Path, n is Path.n
+	idx  int    // 0 is Path, n is Path.n
+	name string // as found: the padding of idx may vary
 	id   fileID
 	size int64
+}
+
+// bornOrder compares two files by birth time: files are only ever created
+// at Path, so birth order is creation order, whatever names they were given
+// since. known is false where the file system has no birth time or both
+// were born in the same clock tick (ext4's is coarse): then only the chain
+// order tells.
+func bornOrder(a, b fileID) (order int, known bool) {
+	if a.born == 0 || b.born == 0 || a.born == b.born {
+		return 0, false
+	}
+	if a.born < b.born {
+		return -1, true
+	}
+	return 1, true
 }
 
 // reader is Run's state; only Run's goroutine touches it.
@@ -311,6 +329,11 @@ type reader struct {
 	w     *watcher
 	width atomic.Int32 // digits of the rotation numbers
 	last  ackEntry     // the last line emitted
+
+	// The rotations found by the last directory listing, and the
+	// directory's mtime then; under w.mu, like every scan.
+	listedMtime time.Time
+	listedNames []string
 
 	warned map[string]bool // conditions already reported, until they clear
 }
@@ -349,10 +372,19 @@ func (r *reader) detectWidth() {
 	}
 }
 
-// scanChain stats Path, Path.1, ... up to the first missing rotation.
+// scanChain stats Path, Path.1, ... up to the first missing rotation,
+// then lists the directory for rotations past a gap, newest name first.
 // Problems go to problems (key, message pairs), for the reader to report
 // once it holds no lock.
 func (r *reader) scanChain(problems *[][2]string) []chainFile {
+	chain := r.probeChain(problems)
+	return r.listRotations(chain, problems)
+}
+
+// probeChain stats the names in order. Renames move files to higher
+// numbers only and the probe goes up, so it cannot miss a file present
+// throughout; it stops after a gap, though.
+func (r *reader) probeChain(problems *[][2]string) []chainFile {
 	var chain []chainFile
 	misses := 0
 	for i := 0; i <= r.t.o.MaxRotations; i++ {
@@ -379,7 +411,60 @@ func (r *reader) scanChain(problems *[][2]string) []chainFile {
 			*problems = append(*problems, [2]string{"irregular:" + r.name(i), fmt.Sprintf("auditlog: %s is not a regular file (%s); not read", r.name(i), mode)})
 			continue
 		}
-		chain = append(chain, chainFile{idx: i, id: id, size: size})
+		chain = append(chain, chainFile{idx: i, name: r.name(i), id: id, size: size})
+	}
+	return chain
+}
+
+// listRotations adds the rotated files the probe did not reach. The plugin
+// renames a file past a gap when two of its rotations race (MariaDB 10.11:
+// server_audit_file_rotate_now during a size rotation), e.g. to Path.54
+// while the rest ends at Path.39; its lines are still to be read.
+func (r *reader) listRotations(chain []chainFile, problems *[][2]string) []chainFile {
+	dir, base := filepath.Split(r.t.o.Path)
+	if dir == "" {
+		dir = "."
+	}
+	// The directory may be the datadir, with many files: list it again only
+	// when it changed. Its mtime is coarse: while it is recent, a change in
+	// the same tick as the last listing would not show, so list anyway.
+	names := r.listedNames
+	if fi, err := os.Stat(dir); err != nil || !fi.ModTime().Equal(r.listedMtime) || time.Since(fi.ModTime()) < time.Second {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				*problems = append(*problems, [2]string{"readdir", fmt.Sprintf("auditlog: %v", err)})
+			}
+			return chain
+		}
+		names = names[:0]
+		for _, e := range ents {
+			num, ok := strings.CutPrefix(e.Name(), base+".")
+			if ok && num != "" && len(num) <= 3 && strings.Trim(num, "0123456789") == "" {
+				names = append(names, e.Name())
+			}
+		}
+		r.listedNames = names
+		if fi != nil {
+			r.listedMtime = fi.ModTime()
+		}
+	}
+	added := false
+	for _, n := range names {
+		idx, _ := strconv.Atoi(n[len(base)+1:])
+		if idx < 1 || idx > r.t.o.MaxRotations || slices.ContainsFunc(chain, func(c chainFile) bool { return c.idx == idx }) {
+			continue
+		}
+		name := filepath.Join(dir, n)
+		id, size, mode, err := lstatID(name)
+		if err != nil || mode != 0 || find(chain, id) >= 0 {
+			continue // renamed meanwhile, or not a file: the probe reports those
+		}
+		chain = append(chain, chainFile{idx: idx, name: name, id: id, size: size})
+		added = true
+	}
+	if added {
+		slices.SortStableFunc(chain, func(a, b chainFile) int { return a.idx - b.idx })
 	}
 	return chain
 }
@@ -395,12 +480,12 @@ func find(chain []chainFile, id fileID) int {
 
 // open opens chain file c and checks it is still the same file.
 func (r *reader) open(c chainFile) (*os.File, bool) {
-	f, err := os.Open(r.name(c.idx))
+	f, err := os.Open(c.name)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false // renamed meanwhile
 	}
 	if err != nil {
-		r.warnOnce("open:"+r.name(c.idx), fmt.Sprintf("auditlog: %v", err))
+		r.warnOnce("open:"+c.name, fmt.Sprintf("auditlog: %v", err))
 		return nil, false
 	}
 	id, _, mode, err := fstatID(f)
@@ -408,7 +493,7 @@ func (r *reader) open(c chainFile) (*os.File, bool) {
 		f.Close()
 		return nil, false // renamed meanwhile: the caller looks again
 	}
-	r.clearWarn("open:" + r.name(c.idx))
+	r.clearWarn("open:" + c.name)
 	return f, true
 }
 
@@ -457,7 +542,16 @@ func (r *reader) tryResume(ctx context.Context, cp Checkpoint, haveCP, fallbackO
 	}
 	var best *cand
 	newer := func(c chainFile, off int64) bool {
-		return best == nil || c.idx < best.c.idx || (c.idx == best.c.idx && off > best.off)
+		if best == nil {
+			return true
+		}
+		if c.id == best.c.id {
+			return off > best.off
+		}
+		if o, ok := bornOrder(c.id, best.c.id); ok {
+			return o > 0 // the chain order lies when the plugin's rotations raced
+		}
+		return c.idx < best.c.idx
 	}
 	cpID := fileID{cp.Dev, cp.Inode, cp.Born}
 	if haveCP {
@@ -495,7 +589,7 @@ func (r *reader) tryResume(ctx context.Context, cp Checkpoint, haveCP, fallbackO
 			return false
 		}
 		r.use(f, c.id, off)
-		t.log.Info("auditlog: reading", "file", r.name(c.idx), "offset", off)
+		t.log.Info("auditlog: reading", "file", c.name, "offset", off)
 		return true
 	}
 	switch {
@@ -507,7 +601,7 @@ func (r *reader) tryResume(ctx context.Context, cp Checkpoint, haveCP, fallbackO
 	case len(chain) == 0:
 		return true, nil // the main loop waits for Path
 	case fallbackOldest || t.o.Start == StartOldest:
-		return pick(chain[len(chain)-1], 0), nil
+		return pick(oldest(chain), 0), nil
 	case chain[0].idx != 0:
 		return false, nil // Path is being rotated
 	case t.o.Start == StartEnd:
@@ -519,6 +613,18 @@ func (r *reader) tryResume(ctx context.Context, cp Checkpoint, haveCP, fallbackO
 	default:
 		return pick(chain[0], 0), nil
 	}
+}
+
+// oldest is the chain's first-born file, or its last where birth times do
+// not tell.
+func oldest(chain []chainFile) chainFile {
+	o := chain[len(chain)-1]
+	for _, c := range chain {
+		if b, ok := bornOrder(c.id, o.id); ok && b < 0 {
+			o = c
+		}
+	}
+	return o
 }
 
 // lastLineEnd is the offset after the last newline at or before size.
@@ -803,8 +909,18 @@ func (w *watcher) scan(report bool) []chainFile {
 		var files []seenFile
 		curSeen := false
 		for i := len(chain) - 1; i >= 0; i-- {
+			// A file under two names was renamed during the scan: its
+			// first (newest) name is the one in order.
+			if find(chain[:i], chain[i].id) >= 0 {
+				continue
+			}
 			files = append(files, seenFile{id: chain[i].id, size: chain[i].size})
 			curSeen = curSeen || chain[i].id == w.cur
+		}
+		// The names lie when the plugin's rotations raced (an old file
+		// renamed between new ones); birth times, where known, do not.
+		if !slices.ContainsFunc(files, func(f seenFile) bool { return f.id.born == 0 }) {
+			slices.SortStableFunc(files, func(a, b seenFile) int { return cmp.Compare(a.id.born, b.id.born) })
 		}
 		if !curSeen && w.cur != (fileID{}) {
 			files = append([]seenFile{{id: w.cur}}, files...)
@@ -843,7 +959,7 @@ func (w *watcher) scan(report bool) []chainFile {
 				j = -1
 			}
 			if j < 0 {
-				j = max(at, last+1)
+				j = bornSlot(w.files, c.id, max(at, last+1))
 				w.files = slices.Insert(w.files, j, seenFile{id: c.id, size: c.size})
 			}
 			w.files[j].size = c.size
@@ -869,6 +985,25 @@ func (w *watcher) scan(report bool) []chainFile {
 	}
 	w.updateLag()
 	return chain
+}
+
+// bornSlot moves the place j found for a new file from the chain order
+// between the known files born before it and those born after it.
+func bornSlot(files []seenFile, id fileID, j int) int {
+	lo, hi := 0, len(files)
+	for k, f := range files {
+		o, ok := bornOrder(f.id, id)
+		if ok && o < 0 {
+			lo = k + 1
+		}
+		if ok && o > 0 && hi == len(files) {
+			hi = k
+		}
+	}
+	if lo > hi {
+		return j // the known order is not by birth (born 0 mixed in)
+	}
+	return min(max(j, lo), hi)
 }
 
 func (w *watcher) setCurrent(id fileID) {
@@ -999,7 +1134,7 @@ func (r *reader) atEOF(ctx context.Context) (switched bool, err error) {
 		return false, err
 	}
 	t.rotations.Add(1)
-	t.log.Debug("auditlog: next file", "file", r.name(next.idx), "inode", next.id.ino)
+	t.log.Debug("auditlog: next file", "file", next.name, "inode", next.id.ino)
 	r.use(f, next.id, 0)
 	return true, nil
 }

@@ -366,6 +366,102 @@ func TestCheckpointResume(t *testing.T) {
 	}
 }
 
+// rotateApart rotates after a pause, so that the new file's birth time
+// (ext4 counts in clock ticks of a few ms) differs from the old one's.
+func (s *fakeServer) rotateApart() {
+	time.Sleep(20 * time.Millisecond)
+	s.rotate()
+}
+
+// needBirthTime skips where the file system keeps no birth times: there
+// only the names order the files.
+func needBirthTime(t *testing.T, path string) {
+	t.Helper()
+	if id, _, _, err := lstatID(path); err != nil || id.born == 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no birth time for %s (%v): the test needs a file system with one", path, err)
+		}
+		t.Skipf("no birth time for %s (%v)", path, err)
+	}
+}
+
+func mustRename(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.Rename(from, to); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Two rotations of server_audit racing (SET GLOBAL
+// server_audit_file_rotate_now during a size rotation, MariaDB 10.11) can
+// leave an old file under a newer name than unread ones: a restart reads
+// in creation order, not by name.
+func TestResumeRotationsOutOfOrder(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	srv := newFakeServer(t, dir, 9)
+	needBirthTime(t, srv.path)
+	srv.queries(10) // A: 1-10
+	srv.rotateApart()
+	srv.queries(10) // B: 11-20
+	srv.rotateApart()
+	srv.queries(5) // C: 21-25
+	sink := &memSink{}
+	r := startTailer(t, Options{Path: srv.path, StateDir: state, Start: StartOldest}, sink)
+	waitFor(t, "lines", countIs(sink, 25))
+	r.stop(t) // checkpoint in C
+
+	srv.queries(5) // C: 26-30
+	srv.rotateApart()
+	srv.queries(5) // D: 31-35
+	// A .3, B .2, C .1, D Path; the race leaves A .1, B .2, C .3: by
+	// name, A and B come after the checkpoint's file C.
+	mustRename(t, srv.path+".1", srv.path+".5")
+	mustRename(t, srv.path+".3", srv.path+".1")
+	mustRename(t, srv.path+".5", srv.path+".3")
+	r = startTailer(t, Options{Path: srv.path, StateDir: state, Start: StartOldest}, sink)
+	waitFor(t, "lines", countIs(sink, 35))
+	time.Sleep(50 * time.Millisecond) // room for duplicates to show
+	r.stop(t)
+	ids, warns := sink.queries()
+	exactly(t, ids, 35)
+	if len(warns) != 0 {
+		t.Errorf("warnings %v", warns)
+	}
+}
+
+// The same race can rename a file past a gap in the numbers (Path.54 after
+// Path.39): it is still read, in its place.
+func TestRotationPastAGap(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	srv := newFakeServer(t, dir, 99)
+	needBirthTime(t, srv.path)
+	srv.queries(10) // A: 1-10
+	sink := &memSink{}
+	r := startTailer(t, Options{Path: srv.path, StateDir: state, Start: StartOldest}, sink)
+	waitFor(t, "lines", countIs(sink, 10))
+	r.stop(t) // checkpoint in A
+
+	srv.queries(5) // A: 11-15
+	srv.rotateApart()
+	srv.queries(5) // B: 16-20
+	srv.rotateApart()
+	srv.queries(5)                               // C: 21-25
+	mustRename(t, srv.path+".1", srv.path+".54") // B; A is .2
+	r = startTailer(t, Options{Path: srv.path, StateDir: state, Start: StartOldest}, sink)
+	waitFor(t, "lines", countIs(sink, 25))
+	srv.queries(5) // C: 26-30
+	waitFor(t, "lines", countIs(sink, 30))
+	time.Sleep(50 * time.Millisecond)
+	r.stop(t)
+	ids, warns := sink.queries()
+	exactly(t, ids, 30)
+	if len(warns) != 0 {
+		t.Errorf("warnings %v", warns)
+	}
+}
+
 // Without acks nothing is checkpointed: a restart reads the lines again.
 // With a DurableFloor from the sink, events durable after the last
 // checkpoint are not delivered twice.
