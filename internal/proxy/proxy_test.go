@@ -226,6 +226,13 @@ func TestMariaDB(t *testing.T) {
 			{"client plaintext, server TLS", false, upTLS, UpstreamTLSPreferred, true},
 			{"neither", false, upTLS, UpstreamTLSFollow, false},
 		}
+		// A go-sql-driver bug fails 1 ed25519 login in 256 (pingRetry).
+		connect := func(t testing.TB, db *sql.DB, user string) error {
+			if user == "ed" {
+				return pingRetry(t, db)
+			}
+			return db.Ping()
+		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				_, addr, sink := startProxy(t, Options{Upstream: srv.Addr(), TLS: proxyTLS, UpstreamTLS: tt.upstream, UpstreamTLSMode: tt.mode})
@@ -241,6 +248,9 @@ func TestMariaDB(t *testing.T) {
 					}
 					db := openDB(t, c)
 					db.SetMaxOpenConns(1)
+					if err := connect(t, db, u.user); err != nil {
+						t.Fatalf("%s: %v", u.user, err)
+					}
 					got := rows(t, db, "SHOW SESSION STATUS LIKE 'Ssl_version'")
 					if len(got) != 1 || (got[0][1] != "") != tt.serverTLS {
 						t.Errorf("%s: server-side Ssl_version %q, want TLS %v", u.user, got, tt.serverTLS)
@@ -255,7 +265,7 @@ func TestMariaDB(t *testing.T) {
 					// Wrong password through the same path.
 					c2 := *c
 					c2.Passwd = "wrong"
-					if err := openDB(t, &c2).Ping(); mysqlErr(err) == nil || mysqlErr(err).Number != 1045 {
+					if err := connect(t, openDB(t, &c2), u.user); mysqlErr(err) == nil || mysqlErr(err).Number != 1045 {
 						t.Errorf("%s with a wrong password: %v, want error 1045", u.user, err)
 					}
 					user := u.user
