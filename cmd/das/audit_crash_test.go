@@ -456,12 +456,12 @@ func TestServeAuditLogCrash(t *testing.T) {
 	failedEvents := map[string]int{}
 	nQueries := 0
 	for _, e := range evs {
-		if src := strings.Trim(string(e.Extra["dasSource"]), `"`); src != auditlog.Source {
+		if src := strings.Trim(string(e.Extra.Get("dasSource")), `"`); src != auditlog.Source {
 			t.Errorf("an event from %q: %s %s", src, e.Command, e.CommandText)
 			continue
 		}
 		if e.Command == auditlog.CommandWarning || e.Command == auditlog.CommandUnparsed {
-			t.Errorf("%s event: %s %s %s", e.Command, e.Extra["dasWarning"], e.ErrorMessage, e.CommandText)
+			t.Errorf("%s event: %s %s %s", e.Command, e.Extra.Get("dasWarning"), e.ErrorMessage, e.CommandText)
 			continue
 		}
 		p, ok := auditlog.PositionOf(&e)

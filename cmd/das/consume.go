@@ -274,12 +274,8 @@ func runConsume(ctx context.Context, args []string, _ io.Reader, stdout, stderr 
 // sequence, so that every printed event can be traced to its record.
 func appendTagged(dst []byte, e *event.Event, r *dasrecord.Record) []byte {
 	if r.StreamID != "" {
-		if e.Extra == nil {
-			e.Extra = map[string]json.RawMessage{}
-		}
 		sid, _ := json.Marshal(r.StreamID)
-		e.Extra["dasStreamId"] = sid
-		e.Extra["dasSeq"] = strconv.AppendUint(nil, r.Seq, 10)
+		e.Extra = e.Extra.With("dasStreamId", sid).With("dasSeq", strconv.AppendUint(nil, r.Seq, 10))
 	}
 	dst = e.AppendJSON(dst)
 	return append(dst, '\n')

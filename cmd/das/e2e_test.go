@@ -116,7 +116,7 @@ func TestIngestConsumeVerify(t *testing.T) {
 		if e.Command != cmds[i] {
 			t.Errorf("event %d is %s, want %s", i, e.Command, cmds[i])
 		}
-		if _, ok := e.Extra["dasSeq"]; !ok {
+		if !e.Extra.Has("dasSeq") {
 			t.Errorf("event %d is not tagged with its record's sequence", i)
 		}
 	}

@@ -511,7 +511,7 @@ func TestServeAuditLog(t *testing.T) {
 	}
 	count := map[string]map[string]int{}
 	for _, e := range consumed(t, r.stdout) {
-		src := strings.Trim(string(e.Extra["dasSource"]), `"`)
+		src := strings.Trim(string(e.Extra.Get("dasSource")), `"`)
 		if count[e.CommandText] == nil {
 			count[e.CommandText] = map[string]int{}
 		}

@@ -72,12 +72,12 @@ func TestServeKinesisSplitsLargeRecords(t *testing.T) {
 		switch {
 		case strings.HasPrefix(e.CommandText, "SELECT 'split-"):
 			got = append(got, e.CommandText[8:16])
-			if _, ok := e.Extra["dasTextCut"]; ok {
+			if e.Extra.Has("dasTextCut") {
 				t.Errorf("%s was cut though it fits a record", e.CommandText[8:16])
 			}
 		case strings.HasPrefix(e.CommandText, "SELECT 'huge'"):
 			cut++
-			n := string(e.Extra["dasTextCut"])
+			n := string(e.Extra.Get("dasTextCut"))
 			if n == "" || len(e.CommandText) >= len(huge) || !strings.Contains(huge, e.CommandText[len("SELECT 'huge', LENGTH('"):]) {
 				t.Errorf("the huge statement: %d bytes kept, dasTextCut %q", len(e.CommandText), n)
 			}

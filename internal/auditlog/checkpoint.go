@@ -82,8 +82,8 @@ func (p Position) file() fileID { return fileID{dev: p.Dev, ino: p.Inode, born: 
 // PositionOf returns the source position of an event from a Tailer (Extra
 // "dasAuditPos"), for recovering DurableFloor from a stream.
 func PositionOf(e *event.Event) (Position, bool) {
-	raw, ok := e.Extra["dasAuditPos"]
-	if !ok {
+	raw := e.Extra.Get("dasAuditPos")
+	if raw == nil {
 		return Position{}, false
 	}
 	var s string

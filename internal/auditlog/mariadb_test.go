@@ -315,7 +315,7 @@ func TestMariaDBExactlyOnce(t *testing.T) {
 	outran := 0                     // warnings that a file was deleted before it was read
 	for _, e := range evs {
 		commands[e.Command]++
-		if e.Command == CommandWarning && string(e.Extra["dasWarning"]) == `"rotation_outran_reader"` {
+		if e.Command == CommandWarning && string(e.Extra.Get("dasWarning")) == `"rotation_outran_reader"` {
 			outran++ // checked below against the statements in no file
 		} else if e.Command == CommandUnparsed || e.Command == CommandWarning {
 			t.Errorf("unexpected %s event: %s %s", e.Command, e.CommandText, e.ErrorMessage)

@@ -49,6 +49,39 @@ var errEmpty = perr("line", "empty")
 // time zone; UTC when nil), except Aurora's epoch-microsecond form, which is
 // absolute.
 func ParseLine(line []byte, loc *time.Location) (Record, error) {
+	var c strCache
+	return parseLine(line, loc, &c)
+}
+
+// strCache keeps the last string of each short column: consecutive lines
+// mostly repeat the server, user, host, database and return code, and a
+// few connection ids, which then cost no allocation.
+type strCache struct {
+	serverHost, user, host, port, database, retCode string
+	conns                                           [8]string
+	next                                            int
+}
+
+func (c *strCache) str(prev *string, b []byte) string {
+	if string(b) != *prev {
+		*prev = string(b)
+	}
+	return *prev
+}
+
+func (c *strCache) conn(b []byte) string {
+	for _, s := range c.conns {
+		if s == string(b) {
+			return s
+		}
+	}
+	s := string(b)
+	c.conns[c.next] = s
+	c.next = (c.next + 1) % len(c.conns)
+	return s
+}
+
+func parseLine(line []byte, loc *time.Location, c *strCache) (Record, error) {
 	var r Record
 	if n := len(line); n > 0 && line[n-1] == '\n' {
 		line = line[:n-1]
@@ -75,22 +108,23 @@ func ParseLine(line []byte, loc *time.Location) (Record, error) {
 	if f, p, ok = field(p); !ok {
 		return r, perr("serverhost", "missing")
 	}
-	r.ServerHost = string(f)
+	r.ServerHost = c.str(&c.serverHost, f)
 	if f, p, ok = field(p); !ok {
 		return r, perr("username", "missing")
 	}
-	r.User = string(f)
+	r.User = c.str(&c.user, f)
 	if f, p, ok = field(p); !ok {
 		return r, perr("host", "missing")
 	}
-	r.Host, r.Port = splitHostPort(f)
+	h, port := splitHostPort(f)
+	r.Host, r.Port = c.str(&c.host, h), c.str(&c.port, port)
 	if f, p, ok = field(p); !ok {
 		return r, perr("connectionid", "missing")
 	}
 	if !digits(f) {
 		return r, perr("connectionid", fmt.Sprintf("%q is not a number", f))
 	}
-	r.ConnectionID = string(f)
+	r.ConnectionID = c.conn(f)
 	if f, p, ok = field(p); !ok {
 		return r, perr("queryid", "missing")
 	}
@@ -110,7 +144,7 @@ func ParseLine(line []byte, loc *time.Location) (Record, error) {
 	if f, p, ok = field(p); !ok {
 		return r, perr("database", "missing")
 	}
-	r.Database = string(f)
+	r.Database = c.str(&c.database, f)
 
 	// The object: a quoted, escaped query, or a bare table name.
 	if len(p) > 0 && p[0] == '\'' {
@@ -138,7 +172,7 @@ func ParseLine(line []byte, loc *time.Location) (Record, error) {
 		r.Object = string(f)
 	}
 	f, p, ok = field(p)
-	r.RetCode = string(f)
+	r.RetCode = c.str(&c.retCode, f)
 	if r.RetCode != "" && !retcode(f) {
 		return r, perr("retcode", fmt.Sprintf("%q is not a number", f))
 	}
@@ -238,31 +272,31 @@ func parseTime(b []byte, loc *time.Location) (time.Time, error) {
 
 // splitHostPort splits MariaDB 12's "host:port". An IPv6 address without
 // brackets is ambiguous ("::1:3306"); only a bracketed one is split.
-func splitHostPort(b []byte) (host, port string) {
+func splitHostPort(b []byte) (host, port []byte) {
 	if len(b) > 0 && b[0] == '[' {
 		for i := len(b) - 1; i > 0; i-- {
 			if b[i] == ']' {
 				if i+1 < len(b) && b[i+1] == ':' && digits(b[i+2:]) {
-					return string(b[1:i]), string(b[i+2:])
+					return b[1:i], b[i+2:]
 				}
 				break
 			}
 		}
-		return string(b), ""
+		return b, nil
 	}
 	colon := -1
 	for i, c := range b {
 		if c == ':' {
 			if colon >= 0 {
-				return string(b), "" // IPv6
+				return b, nil // IPv6
 			}
 			colon = i
 		}
 	}
 	if colon > 0 && digits(b[colon+1:]) {
-		return string(b[:colon]), string(b[colon+1:])
+		return b[:colon], b[colon+1:]
 	}
-	return string(b), ""
+	return b, nil
 }
 
 // quoted reads an escaped string up to its closing quote (p starts after the
@@ -379,8 +413,9 @@ func (r *Record) Event(o EventOptions) event.Event {
 		e.ServerHost = o.ServerHost
 	}
 	e.ExitCode = r.RetCode
-	e.Extra = make(map[string]json.RawMessage, 4)
-	e.Extra["dasSource"] = jsonSource
+	// One allocation for das's fields: the source, the position the tailer
+	// adds, and room for a flag.
+	e.Extra = append(make(event.Fields, 0, 3), event.Field{Key: "dasSource", Value: jsonSource})
 
 	switch r.Operation {
 	case "CONNECT", "PROXY_CONNECT":
@@ -399,7 +434,7 @@ func (r *Record) Event(o EventOptions) event.Event {
 			limit = 1024
 		}
 		if r.Unterminated || (limit > 0 && len(r.Object) >= limit) {
-			e.Extra["dasTruncated"] = jsonTrue
+			e.Extra = append(e.Extra, event.Field{Key: "dasTruncated", Value: jsonTrue})
 		}
 	case "READ", "WRITE", "CREATE", "ALTER", "DROP", "RENAME":
 		e.Class = event.ClassAux
@@ -421,11 +456,11 @@ func (r *Record) Event(o EventOptions) event.Event {
 	}
 	if !utf8.ValidString(e.CommandText) {
 		// The encoder writes U+FFFD for invalid bytes; say so.
-		e.Extra["dasInvalidUTF8"] = jsonTrue
+		e.Extra = append(e.Extra, event.Field{Key: "dasInvalidUTF8", Value: jsonTrue})
 	}
 	if len(r.Extra) > 0 {
 		b, _ := json.Marshal(r.Extra)
-		e.Extra["dasAuditExtra"] = b
+		e.Extra = append(e.Extra, event.Field{Key: "dasAuditExtra", Value: b})
 	}
 	return e
 }
@@ -445,12 +480,12 @@ func unparsedEvent(line []byte, err error, now time.Time, serverHost string) eve
 	e.ExitCode = ""
 	e.ServerHost = serverHost
 	e.ErrorMessage = err.Error()
-	e.Extra = map[string]json.RawMessage{"dasSource": jsonSource}
+	e.Extra = event.Fields{{Key: "dasSource", Value: jsonSource}}
 	if utf8.Valid(line) {
 		e.CommandText = string(line)
 	} else {
 		b, _ := json.Marshal(base64.StdEncoding.EncodeToString(line))
-		e.Extra["dasRawBase64"] = b
+		e.Extra = append(e.Extra, event.Field{Key: "dasRawBase64", Value: b})
 	}
 	return e
 }

@@ -133,22 +133,22 @@ func TestEventMapping(t *testing.T) {
 		t.Errorf("rename: %+v", e)
 	}
 	e = parse(`20261125 16:54:04,vm,root,127.0.0.1,4,3,QUERY_DML,dastest,'SELECT 1',1146`)
-	if e.Command != event.CommandQuery || e.CommandText != "SELECT 1" || e.ExitCode != "1146" || e.StatementID != 3 || e.Extra["dasTruncated"] != nil {
+	if e.Command != event.CommandQuery || e.CommandText != "SELECT 1" || e.ExitCode != "1146" || e.StatementID != 3 || e.Extra.Get("dasTruncated") != nil {
 		t.Errorf("query: %+v", e)
 	}
-	if string(e.Extra["dasSource"]) != `"server_audit"` {
-		t.Errorf("dasSource = %s", e.Extra["dasSource"])
+	if string(e.Extra.Get("dasSource")) != `"server_audit"` {
+		t.Errorf("dasSource = %s", e.Extra.Get("dasSource"))
 	}
 	e = parse(`20261125 16:54:04,vm,root,127.0.0.1,4,3,QUERY,dastest,'` + strings.Repeat("x", 40) + `',0`)
-	if e.Extra["dasTruncated"] == nil {
+	if e.Extra.Get("dasTruncated") == nil {
 		t.Errorf("a query as long as the limit is not flagged as maybe cut")
 	}
 	e = parse("20261125 16:54:04,vm,root,127.0.0.1,4,3,QUERY,dastest,'SELECT \xff',0")
-	if e.Extra["dasInvalidUTF8"] == nil {
+	if e.Extra.Get("dasInvalidUTF8") == nil {
 		t.Errorf("invalid UTF-8 not flagged")
 	}
 	ue := unparsedEvent([]byte("junk\xff"), errEmpty, time.Now(), "h")
-	if ue.Command != CommandUnparsed || string(ue.Extra["dasRawBase64"]) != `"anVua/8="` || ue.CommandText != "" {
+	if ue.Command != CommandUnparsed || string(ue.Extra.Get("dasRawBase64")) != `"anVua/8="` || ue.CommandText != "" {
 		t.Errorf("unparsed: %+v", ue)
 	}
 }
@@ -218,7 +218,7 @@ func FuzzParseLine(f *testing.F) {
 		r, err := ParseLine(line, time.UTC)
 		if err != nil {
 			ue := unparsedEvent(line, err, time.Unix(0, 0), "")
-			if ue.CommandText == "" && ue.Extra["dasRawBase64"] == nil && len(line) > 0 {
+			if ue.CommandText == "" && ue.Extra.Get("dasRawBase64") == nil && len(line) > 0 {
 				t.Fatalf("unparsed line lost: %q", line)
 			}
 			return

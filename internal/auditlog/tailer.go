@@ -95,7 +95,8 @@ type Tailer struct {
 	cpFailed                                                       atomic.Pointer[string] // a checkpoint error to report as an event
 
 	mu       sync.Mutex
-	inflight []ackEntry // submitted, waiting for acks; inflight[0] has sequence base
+	inflight []ackEntry // submitted, waiting for acks; inflight[head] has sequence base
+	head     int
 	base     uint64
 	durable  ackEntry
 	saved    ackEntry
@@ -174,7 +175,7 @@ func (t *Tailer) Stats() Stats {
 // track registers a submitted event and returns its ack.
 func (t *Tailer) track(e ackEntry) func() {
 	t.mu.Lock()
-	seq := t.base + uint64(len(t.inflight))
+	seq := t.base + uint64(len(t.inflight)-t.head)
 	t.inflight = append(t.inflight, e)
 	t.mu.Unlock()
 	return func() { t.ack(seq) }
@@ -183,20 +184,26 @@ func (t *Tailer) track(e ackEntry) func() {
 func (t *Tailer) ack(seq uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if seq < t.base || seq-t.base >= uint64(len(t.inflight)) {
+	live := t.inflight[t.head:]
+	if seq < t.base || seq-t.base >= uint64(len(live)) {
 		return // acked twice
 	}
-	t.inflight[seq-t.base].acked = true
+	live[seq-t.base].acked = true
 	i := 0
-	for i < len(t.inflight) && t.inflight[i].acked {
-		if t.inflight[i].hasPos {
-			t.durable = t.inflight[i]
+	for i < len(live) && live[i].acked {
+		if live[i].hasPos {
+			t.durable = live[i]
 		}
 		i++
 	}
-	if i > 0 {
-		t.inflight = t.inflight[i:]
-		t.base += uint64(i)
+	t.base += uint64(i)
+	t.head += i
+	// Compact once the acked prefix is half the slice: amortized O(1),
+	// where re-slicing alone would regrow the array at every wrap.
+	if t.head > 0 && t.head >= len(t.inflight)/2 {
+		n := copy(t.inflight, t.inflight[t.head:])
+		t.inflight = t.inflight[:n]
+		t.head = 0
 	}
 }
 
@@ -336,6 +343,7 @@ type reader struct {
 	listedNames []string
 
 	warned map[string]bool // conditions already reported, until they clear
+	strs   strCache
 }
 
 func (r *reader) closeFile() {
@@ -783,7 +791,7 @@ func (r *reader) emit(ctx context.Context, line []byte, n int64, crc uint32, cut
 	t.lines.Add(1)
 	pos := Position{Dev: r.id.dev, Inode: r.id.ino, Born: r.id.born, Offset: r.lineStart + n}
 	r.lineStart += n
-	rec, err := ParseLine(line, t.o.Location)
+	rec, err := parseLine(line, t.o.Location, &r.strs)
 	var ev event.Event
 	if err != nil {
 		u := t.unparsed.Add(1)
@@ -800,10 +808,9 @@ func (r *reader) emit(ctx context.Context, line []byte, n int64, crc uint32, cut
 		if c <= 10 || c%1000 == 0 {
 			t.log.Warn("auditlog: line longer than the maximum; cut", "pos", pos.String(), "length", n, "max_line", t.o.MaxLine)
 		}
-		ev.Extra["dasLineCut"] = jsonTrue
-		ev.Extra["dasTruncated"] = jsonTrue
+		ev.Extra = append(ev.Extra, event.Field{Key: "dasLineCut", Value: jsonTrue}, event.Field{Key: "dasTruncated", Value: jsonTrue})
 	}
-	ev.Extra["dasAuditPos"] = json.RawMessage(pos.appendJSON(make([]byte, 0, 48)))
+	ev.Extra = append(ev.Extra, event.Field{Key: "dasAuditPos", Value: pos.appendJSON(make([]byte, 0, 48))})
 	e := ackEntry{pos: pos, n: n, crc: crc, hasPos: true}
 	r.last = e
 	t.readPos.Store(&pos)
@@ -829,7 +836,7 @@ func (r *reader) warn(ctx context.Context, kind, msg string) error {
 	ev.ExitCode = ""
 	ev.ErrorMessage = msg
 	ev.ServerHost = t.o.ServerHost
-	ev.Extra = map[string]json.RawMessage{"dasSource": jsonSource, "dasWarning": json.RawMessage(strconv.Quote(kind))}
+	ev.Extra = event.Fields{{Key: "dasSource", Value: jsonSource}, {Key: "dasWarning", Value: json.RawMessage(strconv.Quote(kind))}}
 	return r.submit(ctx, ev, ackEntry{})
 }
 

@@ -57,7 +57,7 @@ func (s *memSink) queries() (ids []int64, warnings []string) {
 			ids = append(ids, e.StatementID)
 		case CommandWarning:
 			var k string
-			json.Unmarshal(e.Extra["dasWarning"], &k)
+			json.Unmarshal(e.Extra.Get("dasWarning"), &k)
 			warnings = append(warnings, k)
 		}
 	}
@@ -317,15 +317,15 @@ func TestTailerLongLinesAndJunk(t *testing.T) {
 	r.stop(t)
 	evs := sink.snapshot()
 	cut := evs[1]
-	if cut.Extra["dasLineCut"] == nil || cut.Extra["dasTruncated"] == nil || cut.StatementID != 99 || len(cut.CommandText) > 1000 {
-		t.Errorf("cut line: %v %v id %d len %d", cut.Extra["dasLineCut"], cut.Extra["dasTruncated"], cut.StatementID, len(cut.CommandText))
+	if cut.Extra.Get("dasLineCut") == nil || cut.Extra.Get("dasTruncated") == nil || cut.StatementID != 99 || len(cut.CommandText) > 1000 {
+		t.Errorf("cut line: %v %v id %d len %d", cut.Extra.Get("dasLineCut"), cut.Extra.Get("dasTruncated"), cut.StatementID, len(cut.CommandText))
 	}
 	p0, _ := PositionOf(&evs[0])
 	if p, _ := PositionOf(&cut); p.Offset != p0.Offset+int64(len(long)) {
 		t.Errorf("cut line ends at %d, want %d", p.Offset, p0.Offset+int64(len(long)))
 	}
 	junk := evs[2]
-	if junk.Command != CommandUnparsed || junk.Extra["dasRawBase64"] == nil || junk.ErrorMessage == "" {
+	if junk.Command != CommandUnparsed || junk.Extra.Get("dasRawBase64") == nil || junk.ErrorMessage == "" {
 		t.Errorf("junk: %+v", junk)
 	}
 	if evs[4].CommandText != "partial line" || evs[4].StatementID != 3 {

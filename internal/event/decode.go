@@ -32,6 +32,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("event: decode event: field %q: %w", k, err)
 		}
 	}
+	e.Extra.sort()
 	return nil
 }
 
@@ -107,10 +108,7 @@ func (e *Event) setField(k string, v json.RawMessage) error {
 	case "type":
 		e.Type, err = looseString(v)
 	default:
-		if e.Extra == nil {
-			e.Extra = make(map[string]json.RawMessage)
-		}
-		e.Extra[k] = v
+		e.Extra.set(k, v)
 	}
 	return err
 }
@@ -156,15 +154,13 @@ func (p *Payload) UnmarshalJSON(b []byte) error {
 				p.Events = events
 			}
 		default:
-			if p.Extra == nil {
-				p.Extra = make(map[string]json.RawMessage)
-			}
-			p.Extra[k] = v
+			p.Extra.set(k, v)
 		}
 		if err != nil {
 			return fmt.Errorf("event: decode payload: field %q: %w", k, err)
 		}
 	}
+	p.Extra.sort()
 	return nil
 }
 

@@ -2,7 +2,6 @@ package event
 
 import (
 	"encoding/json"
-	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -143,28 +142,52 @@ func (p Payload) MarshalJSON() ([]byte, error) {
 	return p.AppendJSON(make([]byte, 0, n)), nil
 }
 
-func appendExtra(dst []byte, extra map[string]json.RawMessage, known map[string]bool) []byte {
+func appendExtra(dst []byte, extra Fields, known map[string]bool) []byte {
 	if len(extra) == 0 {
 		return dst
 	}
-	var small [4]string // most events carry one or two (dasSource, dasSeq): no allocation
-	keys := small[:0]
-	for k := range extra {
-		if !known[k] {
-			keys = append(keys, k)
+	// Keys go out sorted and once (the last value wins, as in a map).
+	// Producers mostly append in order: then there is nothing to sort.
+	// Otherwise an insertion sort of indexes, on the stack for the handful
+	// an event carries.
+	var small [8]int
+	var order []int
+	for i := 1; i < len(extra); i++ {
+		if extra[i-1].Key >= extra[i].Key {
+			order = small[:0]
+			if len(extra) > len(small) {
+				order = make([]int, 0, len(extra))
+			}
+			for j := range extra {
+				k := len(order)
+				order = append(order, j)
+				for ; k > 0 && extra[order[k-1]].Key > extra[j].Key; k-- {
+					order[k] = order[k-1]
+				}
+				order[k] = j
+			}
+			break
 		}
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	at := func(i int) *Field {
+		if order != nil {
+			return &extra[order[i]]
+		}
+		return &extra[i]
+	}
+	for i := range extra {
+		f := at(i)
+		if known[f.Key] || (i+1 < len(extra) && at(i+1).Key == f.Key) {
+			continue
+		}
 		dst = append(dst, ',')
-		dst = appendString(dst, k)
+		dst = appendString(dst, f.Key)
 		dst = append(dst, ':')
-		v := extra[k]
-		if !validRaw(v) {
+		if !validRaw(f.Value) {
 			dst = append(dst, "null"...)
 			continue
 		}
-		dst = append(dst, v...)
+		dst = append(dst, f.Value...)
 	}
 	return dst
 }

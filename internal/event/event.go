@@ -1,7 +1,6 @@
 package event
 
 import (
-	"encoding/json"
 	"time"
 )
 
@@ -88,7 +87,7 @@ type Event struct {
 	// Extra holds fields this model does not know (other producers, newer
 	// DAS versions), so that a decode/encode round trip keeps them. Keys that
 	// name a known field are ignored when encoding.
-	Extra map[string]json.RawMessage
+	Extra Fields
 }
 
 // New returns a MAIN record stamped now (logTime, startTime and endTime),
@@ -152,5 +151,5 @@ type Payload struct {
 	Events     []Event // "databaseActivityEventList"; nil encodes as []
 
 	// Extra holds unknown fields, kept across a round trip.
-	Extra map[string]json.RawMessage
+	Extra Fields
 }

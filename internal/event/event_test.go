@@ -101,7 +101,7 @@ func TestPayloadEmptyList(t *testing.T) {
 		t.Fatalf("got %s want %s", got, want)
 	}
 	// Decoding into a used Payload replaces its content.
-	old := Payload{Events: []Event{{Command: "X"}}, Extra: map[string]json.RawMessage{"a": json.RawMessage("1")}}
+	old := Payload{Events: []Event{{Command: "X"}}, Extra: Fields{{"a", json.RawMessage("1")}}}
 	if err := json.Unmarshal([]byte(want), &old); err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestDecodeLooseTypes(t *testing.T) {
 			return e.LogTime.Time.Equal(time.Date(2020, 5, 22, 18, 7, 13, 0, time.UTC))
 		}},
 		{`{"commandText":"a\"b\\c\u00e9\n"}`, func(e Event) bool { return e.CommandText == "a\"b\\cé\n" }},
-		{`{"Command":"QUERY"}`, func(e Event) bool { return e.Command == "" && string(e.Extra["Command"]) == `"QUERY"` }},
+		{`{"Command":"QUERY"}`, func(e Event) bool { return e.Command == "" && string(e.Extra.Get("Command")) == `"QUERY"` }},
 	}
 	for _, tt := range tests {
 		var e Event
@@ -224,7 +224,7 @@ func TestRoundTripExtra(t *testing.T) {
 		t.Fatalf("round trip:\n%+v\n%+v", e, e2)
 	}
 
-	e.Extra = map[string]json.RawMessage{"command": json.RawMessage(`"DROP"`), "bad": json.RawMessage(`{`), "empty": nil}
+	e.Extra = Fields{{"command", json.RawMessage(`"DROP"`)}, {"bad", json.RawMessage(`{`)}, {"empty", nil}, {"dup", json.RawMessage(`1`)}, {"dup", json.RawMessage(`2`)}}
 	out = e.AppendJSON(nil)
 	if !json.Valid(out) {
 		t.Fatalf("invalid JSON: %s", out)
@@ -233,7 +233,8 @@ func TestRoundTripExtra(t *testing.T) {
 	if err := json.Unmarshal(out, &m); err != nil {
 		t.Fatal(err)
 	}
-	if m["command"] != "QUERY" || m["bad"] != nil || m["empty"] != nil || strings.Count(string(out), `"command"`) != 1 {
+	if m["command"] != "QUERY" || m["bad"] != nil || m["empty"] != nil || m["dup"] != 2.0 ||
+		strings.Count(string(out), `"command"`) != 1 || strings.Count(string(out), `"dup"`) != 1 {
 		t.Fatalf("shadowing/invalid extra: %s", out)
 	}
 }
@@ -417,15 +418,15 @@ func randEvent(r *rand.Rand) Event {
 		}
 	}
 	if r.IntN(3) == 0 {
-		e.Extra = map[string]json.RawMessage{}
 		for range 1 + r.IntN(3) {
 			k := sanitize(randString(r))
 			if knownEventKeys[k] {
 				continue
 			}
 			v, _ := json.Marshal(sanitize(randString(r)))
-			e.Extra[k] = v
+			e.Extra = e.Extra.With(k, v)
 		}
+		e.Extra.sort()
 	}
 	return e
 }

@@ -454,14 +454,9 @@ func fitEvent(e event.Event, size, limit int) event.Event {
 		}
 		e.ParamList = ps
 	}
-	extra := make(map[string]json.RawMessage, len(e.Extra)+1)
-	for k, v := range e.Extra { // shared maps are never modified
-		extra[k] = v
+	if !e.Extra.Has("dasTextCut") { // cut again: the first length stays
+		e.Extra = e.Extra.With("dasTextCut", json.RawMessage(strconv.Itoa(orig)))
 	}
-	if _, again := extra["dasTextCut"]; !again {
-		extra["dasTextCut"] = json.RawMessage(strconv.Itoa(orig))
-	}
-	e.Extra = extra
 	return e
 }
 

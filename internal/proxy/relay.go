@@ -469,7 +469,7 @@ func (s *session) newEvent(command string, start, end time.Time) event.Event {
 // sourceProxy tags the proxy's events, as the audit-log tailer tags its own
 // "server_audit", so that a stream fed by both tells them apart. It is
 // shared by every event and never modified.
-var sourceProxy = map[string]json.RawMessage{"dasSource": json.RawMessage(`"proxy"`)}
+var sourceProxy = event.Fields{{Key: "dasSource", Value: json.RawMessage(`"proxy"`)}}
 
 func (s *session) failedConnect(code uint16, msg string, r *mysql.HandshakeResponse) event.Event {
 	e := s.newEvent(event.CommandFailedConnect, s.start, s.p.now())

@@ -44,7 +44,10 @@ type Sealer struct {
 	keys KeySource
 	o    Options
 
-	gz sync.Pool // *gzipBuf
+	// gz holds scratch buffers for Seal. A sync.Pool would be emptied by
+	// every other GC, which under load means regrowing a record-sized
+	// buffer for most records; these stay.
+	gz chan *gzipBuf
 
 	mu      sync.Mutex
 	signGen uint64
@@ -85,7 +88,7 @@ func NewSealer(keys KeySource, o Options) (*Sealer, error) {
 	if _, err := gzip.NewWriterLevel(nil, o.GzipLevel); err != nil {
 		return nil, fmt.Errorf("record: gzip level %d: %w", o.GzipLevel, err)
 	}
-	return &Sealer{keys: keys, o: o, nonces: esdk.NewNonces(o.Suite, 16)}, nil
+	return &Sealer{keys: keys, o: o, nonces: esdk.NewNonces(o.Suite, 16), gz: make(chan *gzipBuf, 4)}, nil
 }
 
 // Close stops the nonce precomputation. A closed Sealer still seals,
@@ -108,12 +111,19 @@ func (s *Sealer) Seal(ctx context.Context, events []event.Event, seq uint64, pre
 		InstanceID: s.o.InstanceID,
 		Events:     events,
 	}
-	g, _ := s.gz.Get().(*gzipBuf)
-	if g == nil {
+	var g *gzipBuf
+	select {
+	case g = <-s.gz:
+	default:
 		w, _ := gzip.NewWriterLevel(nil, s.o.GzipLevel)
 		g = &gzipBuf{w: w}
 	}
-	defer s.gz.Put(g)
+	defer func() {
+		select {
+		case s.gz <- g:
+		default:
+		}
+	}()
 	g.buf.b = g.buf.b[:0]
 	g.w.Reset(&g.buf)
 	js := p.AppendJSON(g.js[:0])

@@ -209,7 +209,7 @@ func TestDasReadsRecordsMadeLikeAWSDAS(t *testing.T) {
 			if ev.Command != "CONNECT" || ev.SessionID != "725121" || ev.PID != 2830 || ev.RemotePort != "11053" {
 				t.Fatalf("event %+v", ev)
 			}
-			if _, ok := ev.Extra["futureField"]; !ok {
+			if !ev.Extra.Has("futureField") {
 				t.Fatal("an unknown field was dropped")
 			}
 			// Without the cluster id, the key cannot be unwrapped.

@@ -1,0 +1,109 @@
+package auditlog_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/das-mysql/das/internal/auditlog"
+	"github.com/das-mysql/das/internal/event"
+	"github.com/das-mysql/das/internal/kms"
+	"github.com/das-mysql/das/internal/pipeline"
+	"github.com/das-mysql/das/internal/record"
+	"github.com/das-mysql/das/internal/streamlog"
+	"github.com/das-mysql/das/pkg/dasrecord"
+)
+
+type logSink struct{ l *streamlog.Log }
+
+func (s logSink) Last() (uint64, []byte) { return s.l.Last() }
+func (s logSink) AppendAsync(seq uint64, line []byte) func() error {
+	return s.l.AppendAsync(context.Background(), streamlog.Entry{Seq: seq, Data: line}).Err
+}
+
+type writerSink struct {
+	w    *pipeline.Writer
+	n    int
+	acks int
+	done func()
+}
+
+func (s *writerSink) Submit(ctx context.Context, ev event.Event, ack func()) error {
+	return s.w.EnqueueAck(ctx, ev, func() {
+		ack()
+		if s.acks++; s.acks == s.n {
+			s.done()
+		}
+	})
+}
+
+// BenchmarkFileToStream is the figure: lines of a large
+// server_audit file read, parsed, mapped, redacted, batched, sealed (suite
+// das, local KMS) and appended to the local stream log, per second. Run it
+// with -cpu 1 for "one core": every goroutine then shares one P.
+func BenchmarkFileToStream(b *testing.B) {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "server_audit.log")
+	// The shapes of a sysbench oltp_read_write run, CONNECT,QUERY logged.
+	shapes := []string{
+		"20261125 16:54:04,db-1,sbtest,localhost,%d,%d,QUERY,sbtest,'SELECT c FROM sbtest1 WHERE id=%d',0\n",
+		"20261125 16:54:04,db-1,sbtest,localhost,%d,%d,QUERY,sbtest,'SELECT c FROM sbtest3 WHERE id BETWEEN %d AND 5099 ORDER BY c',0\n",
+		"20261125 16:54:04,db-1,sbtest,localhost,%d,%d,QUERY,sbtest,'UPDATE sbtest2 SET c=\\'08566691963-88624912351-16662227201-46648573979\\' WHERE id=%d',0\n",
+		"20261125 16:54:04,db-1,sbtest,localhost,%d,%d,QUERY,sbtest,'COMMIT',%d\n",
+	}
+	const n = 200000
+	var buf []byte
+	for i := range n {
+		buf = fmt.Appendf(buf, shapes[i%len(shapes)], 10+i%8, i, i%10000)
+	}
+	if err := os.WriteFile(path, buf, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	p, err := kms.OpenLocal(filepath.Join(dir, "kms", "master.key"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	const id = "cluster-BENCHBENCHBENCHBENCHBENCHBE"
+	keys := kms.NewKeyCache(p, dasrecord.ContextFor(id), 1000, time.Hour)
+	defer keys.Close()
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	var records uint64
+	for i := 0; i < b.N; i++ {
+		sealer, err := record.NewSealer(keys, record.Options{StreamID: id})
+		if err != nil {
+			b.Fatal(err)
+		}
+		l, err := streamlog.Open(filepath.Join(dir, fmt.Sprint("stream", i)), streamlog.Options{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		w := pipeline.New(sealer, logSink{l}, pipeline.Options{MaxEvents: 1024, Linger: 5 * time.Millisecond, QueueEvents: 65536, Logger: quiet})
+		tl, err := auditlog.New(auditlog.Options{Path: path, StateDir: filepath.Join(dir, fmt.Sprint("state", i)), Location: time.UTC, Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := tl.Run(ctx, &writerSink{w: w, n: n, done: cancel}); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Close(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		st := w.Stats()
+		if st.EventsDurable != n {
+			b.Fatalf("%d of %d events durable", st.EventsDurable, n)
+		}
+		records += st.Records
+		l.Close()
+		sealer.Close()
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "lines/s")
+	b.ReportMetric(float64(records)/float64(b.N), "records/run")
+}
