@@ -3,6 +3,7 @@ package event
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -31,7 +32,9 @@ var knownPayloadKeys = map[string]bool{
 // value that is not valid JSON is written as null.
 func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"logTime":`...)
+	logAt := len(dst)
 	dst = e.LogTime.appendJSON(dst)
+	logTime := dst[logAt:len(dst):len(dst)]
 	dst = append(dst, `,"type":`...)
 	dst = appendString(dst, e.Type)
 	dst = append(dst, `,"clientApplication":`...)
@@ -89,10 +92,12 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = appendString(dst, e.ServiceName)
 	dst = append(dst, `,"serverVersion":`...)
 	dst = appendString(dst, e.ServerVersion)
+	// Start and end are mostly the log time (always, from the audit log):
+	// copy its text rather than format it again.
 	dst = append(dst, `,"startTime":`...)
-	dst = e.StartTime.appendJSON(dst)
+	dst = e.StartTime.appendSame(dst, e.LogTime, logTime)
 	dst = append(dst, `,"endTime":`...)
-	dst = e.EndTime.appendJSON(dst)
+	dst = e.EndTime.appendSame(dst, e.LogTime, logTime)
 	dst = append(dst, `,"transactionId":`...)
 	dst = appendString(dst, e.TransactionID)
 	dst = append(dst, `,"dbProtocol":`...)
@@ -177,7 +182,8 @@ func appendExtra(dst []byte, extra Fields, known map[string]bool) []byte {
 	}
 	for i := range extra {
 		f := at(i)
-		if known[f.Key] || (i+1 < len(extra) && at(i+1).Key == f.Key) {
+		// das's own keys ("das...") name no DAS field: no lookup for them.
+		if (!strings.HasPrefix(f.Key, "das") && known[f.Key]) || (i+1 < len(extra) && at(i+1).Key == f.Key) {
 			continue
 		}
 		dst = append(dst, ',')

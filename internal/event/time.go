@@ -69,6 +69,15 @@ func (t Time) appendJSON(dst []byte) []byte {
 	return append(dst, '"')
 }
 
+// appendSame appends t's JSON, which is text when t is the same instant
+// as u (whose JSON text is).
+func (t Time) appendSame(dst []byte, u Time, text []byte) []byte {
+	if t.Time.Equal(u.Time) && t.IsZero() == u.IsZero() {
+		return append(dst, text...)
+	}
+	return t.appendJSON(dst)
+}
+
 // FormatTime formats t as a DAS timestamp (TimeLayout, in UTC).
 func FormatTime(t time.Time) string { return string(AppendTime(make([]byte, 0, 29), t)) }
 
