@@ -777,6 +777,12 @@ func (r *reader) lines(ctx context.Context) error {
 			return err
 		}
 	}
+	// The read position, for the lag, once per buffer rather than per
+	// line (a Position on the heap each).
+	if r.last.hasPos && r.last.pos.file() == r.id {
+		pos := r.last.pos
+		r.t.readPos.Store(&pos)
+	}
 	// Keep the partial line at the front of buf.
 	r.buf = r.buf[:copy(r.buf, p)]
 	return nil
@@ -813,7 +819,6 @@ func (r *reader) emit(ctx context.Context, line []byte, n int64, crc uint32, cut
 	ev.Extra = append(ev.Extra, event.Field{Key: "dasAuditPos", Value: pos.appendJSON(make([]byte, 0, 48))})
 	e := ackEntry{pos: pos, n: n, crc: crc, hasPos: true}
 	r.last = e
-	t.readPos.Store(&pos)
 	return r.submit(ctx, ev, e)
 }
 
