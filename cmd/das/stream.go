@@ -90,15 +90,7 @@ func openSink(ctx context.Context, c config.Config, logger *slog.Logger) (pipeli
 	if err != nil {
 		return nil, nil, "", err
 	}
-	return logSink{l}, l, "local:" + c.LogDir(), nil
-}
-
-// logSink adapts the local stream log to the pipeline.
-type logSink struct{ l *streamlog.Log }
-
-func (s logSink) Last() (uint64, []byte) { return s.l.Last() }
-func (s logSink) AppendAsync(seq uint64, line []byte) func() error {
-	return s.l.AppendAsync(context.Background(), streamlog.Entry{Seq: seq, Data: line}).Err
+	return streamlog.Records{L: l}, l, "local:" + c.LogDir(), nil
 }
 
 func spoolRecords(c config.Config) int {

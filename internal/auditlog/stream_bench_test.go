@@ -19,13 +19,6 @@ import (
 	"github.com/das-mysql/das/pkg/dasrecord"
 )
 
-type logSink struct{ l *streamlog.Log }
-
-func (s logSink) Last() (uint64, []byte) { return s.l.Last() }
-func (s logSink) AppendAsync(seq uint64, line []byte) func() error {
-	return s.l.AppendAsync(context.Background(), streamlog.Entry{Seq: seq, Data: line}).Err
-}
-
 type writerSink struct {
 	w    *pipeline.Writer
 	n    int
@@ -86,7 +79,7 @@ func BenchmarkFileToStream(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		w := pipeline.New(sealer, logSink{l}, pipeline.Options{MaxEvents: 1024, Linger: 5 * time.Millisecond, QueueEvents: 65536, Logger: quiet})
+		w := pipeline.New(sealer, streamlog.Records{L: l}, pipeline.Options{MaxEvents: 1024, Linger: 5 * time.Millisecond, QueueEvents: 65536, Logger: quiet})
 		tl, err := auditlog.New(auditlog.Options{Path: path, StateDir: filepath.Join(dir, fmt.Sprint("state", i)), Location: time.UTC, Logger: quiet})
 		if err != nil {
 			b.Fatal(err)

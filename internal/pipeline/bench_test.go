@@ -18,13 +18,6 @@ import (
 	"github.com/das-mysql/das/pkg/dasrecord"
 )
 
-type logSink struct{ l *streamlog.Log }
-
-func (s logSink) Last() (uint64, []byte) { return s.l.Last() }
-func (s logSink) AppendAsync(seq uint64, line []byte) func() error {
-	return s.l.AppendAsync(context.Background(), streamlog.Entry{Seq: seq, Data: line}).Err
-}
-
 // BenchmarkSealAndAppend measures the whole write path on the real parts:
 // redaction, batching, sealing under a local-KMS data key (suite 0x0378) and
 // the local log with fsync per commit group, for events with 1 KiB of SQL.
@@ -47,7 +40,7 @@ func BenchmarkSealAndAppend(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer l.Close()
-			w := pipeline.New(sealer, logSink{l}, pipeline.Options{MaxEvents: batch, Linger: time.Millisecond, QueueEvents: 4 * batch})
+			w := pipeline.New(sealer, streamlog.Records{L: l}, pipeline.Options{MaxEvents: batch, Linger: time.Millisecond, QueueEvents: 4 * batch})
 			e := event.New(time.Now())
 			e.Command, e.DBUserName, e.SessionID = "QUERY", "app", "42"
 			e.CommandText = "SELECT * FROM orders WHERE note = '" + strings.Repeat("x", 990) + "'"

@@ -99,18 +99,11 @@ func (s *edServer) serve(c net.Conn, id uint32, nonce []byte) error {
 	r := bufio.NewReader(c)
 	// The greeting of a MariaDB server (CLIENT_MYSQL clear, no extended
 	// capabilities) whose default plugin is mysql_native_password.
-	g := []byte{10}
-	g = append(g, "5.5.5-10.11.0-MariaDB-fake\x00"...)
-	g = binary.LittleEndian.AppendUint32(g, id)
-	g = append(g, "abcdefgh"...)
-	g = append(g, 0)
-	g = binary.LittleEndian.AppendUint16(g, uint16(edServerCaps&0xffff))
-	g = append(g, 45, 2, 0)
-	g = binary.LittleEndian.AppendUint16(g, uint16(edServerCaps>>16))
-	g = append(g, 21)
-	g = append(g, make([]byte, 10)...)
-	g = append(g, "ijklmnopqrst\x00"...)
-	g = append(g, "mysql_native_password\x00"...)
+	g := (&mysql.Handshake{
+		ProtocolVersion: 10, ServerVersion: "5.5.5-10.11.0-MariaDB-fake", ConnectionID: id,
+		AuthPluginData: []byte("abcdefghijklmnopqrst"), Capabilities: edServerCaps,
+		Charset: 45, Status: 2, AuthPluginDataLen: 21, AuthPlugin: "mysql_native_password",
+	}).Marshal()
 	if _, err := mysql.WritePacket(c, 0, g); err != nil {
 		return err
 	}

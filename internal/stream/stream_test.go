@@ -129,13 +129,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-type logSink struct{ l *streamlog.Log }
-
-func (s logSink) Last() (uint64, []byte) { return s.l.Last() }
-func (s logSink) AppendAsync(seq uint64, line []byte) func() error {
-	return s.l.AppendAsync(context.Background(), streamlog.Entry{Seq: seq, Data: line}).Err
-}
-
 func query(text string) event.Event {
 	e := event.New(time.Now())
 	e.Command, e.CommandText = event.CommandQuery, text
@@ -164,7 +157,7 @@ func TestKMSOutage(t *testing.T) {
 	const id = "cluster-OUTAGEOUTAGEOUTAGEOUTAGEOU"
 	s := New(Options{
 		StreamID: id, Provider: p, KMSKeyID: keyARN, MaxUses: 1, MaxAge: time.Hour,
-		Sink: logSink{l}, SinkName: "local", Writer: pipeline.Options{MaxEvents: 1},
+		Sink: streamlog.Records{L: l}, SinkName: "local", Writer: pipeline.Options{MaxEvents: 1},
 		FailClosed: true, AutoRestart: true, RetryWindow: 300 * time.Millisecond, ProbeInterval: 100 * time.Millisecond,
 		Notify: rec.notify, Logger: slog.New(slog.DiscardHandler),
 	})
@@ -264,12 +257,12 @@ func TestKMSOutage(t *testing.T) {
 
 // slowSink delays durability, as a busy disk or a remote sink would.
 type slowSink struct {
-	logSink
+	streamlog.Records
 	delay time.Duration
 }
 
 func (s slowSink) AppendAsync(seq uint64, line []byte) func() error {
-	wait := s.logSink.AppendAsync(seq, line)
+	wait := s.Records.AppendAsync(seq, line)
 	return func() error { time.Sleep(s.delay); return wait() }
 }
 
@@ -290,7 +283,7 @@ func TestSyncModeHoldsTheAnswer(t *testing.T) {
 	const delay = 300 * time.Millisecond
 	s := New(Options{
 		StreamID: "cluster-SYNCSYNCSYNCSYNCSYNCSYNCSY", Provider: p, MaxUses: 100, MaxAge: time.Hour,
-		Sink: slowSink{logSink{l}, delay}, Writer: pipeline.Options{Linger: time.Millisecond},
+		Sink: slowSink{streamlog.Records{L: l}, delay}, Writer: pipeline.Options{Linger: time.Millisecond},
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	ctx := context.Background()
@@ -364,7 +357,7 @@ func TestKMSOutageSpool(t *testing.T) {
 	rec := &recorder{}
 	s := New(Options{
 		StreamID: "cluster-SPOOLSPOOLSPOOLSPOOLSPOOLSP", Provider: p, MaxUses: 1, MaxAge: time.Hour,
-		Sink: logSink{l}, Writer: pipeline.Options{MaxEvents: 1}, SpoolRecords: 100,
+		Sink: streamlog.Records{L: l}, Writer: pipeline.Options{MaxEvents: 1}, SpoolRecords: 100,
 		RetryWindow: 300 * time.Millisecond, ProbeInterval: 100 * time.Millisecond,
 		Notify: rec.notify, Logger: slog.New(slog.DiscardHandler),
 	})
@@ -397,12 +390,12 @@ func TestKMSOutageSpool(t *testing.T) {
 // heldSink holds every record until released, as a sink whose brokers are
 // unreachable does.
 type heldSink struct {
-	logSink
+	streamlog.Records
 	release chan struct{}
 }
 
 func (s heldSink) AppendAsync(seq uint64, line []byte) func() error {
-	wait := s.logSink.AppendAsync(seq, line)
+	wait := s.Records.AppendAsync(seq, line)
 	return func() error { <-s.release; return wait() }
 }
 
@@ -421,7 +414,7 @@ func TestSyncTimeoutLossWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	sink := heldSink{logSink{l}, make(chan struct{})}
+	sink := heldSink{streamlog.Records{L: l}, make(chan struct{})}
 	s := New(Options{
 		StreamID: "cluster-LOSSLOSSLOSSLOSSLOSSLOSSLO", Provider: p, MaxUses: 100, MaxAge: time.Hour,
 		Sink: sink, SyncTimeout: 200 * time.Millisecond, Notify: rec.notify,

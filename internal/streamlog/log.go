@@ -751,3 +751,15 @@ func (l *Log) NewReader(from Position) (*Reader, error) {
 	}
 	return openReader(l.dir, from, wake, limit)
 }
+
+// Records is the log as the stream writer's sink: one record per sequence
+// number, each waited on alone (pipeline.Sink).
+type Records struct{ L *Log }
+
+// Last returns the newest record.
+func (r Records) Last() (uint64, []byte) { return r.L.Last() }
+
+// AppendAsync queues record seq; wait returns once it is durable.
+func (r Records) AppendAsync(seq uint64, line []byte) (wait func() error) {
+	return r.L.AppendAsync(context.Background(), Entry{Seq: seq, Data: line}).Err
+}
