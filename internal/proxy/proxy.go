@@ -46,6 +46,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,6 +115,10 @@ type Options struct {
 	// HandshakeTimeout bounds the connection phase, TLS and authentication
 	// included (default 30s).
 	HandshakeTimeout time.Duration
+	// EventLoops is how many event loops relay plaintext sessions after
+	// login (Linux): 0 picks one per two cores, a negative number turns
+	// them off (every session then has two goroutines).
+	EventLoops int
 	// ServerHost is the serverHost of every event.
 	ServerHost string
 	Logger     *slog.Logger
@@ -123,6 +128,7 @@ type Options struct {
 // Stats are counters over the proxy's lifetime.
 type Stats struct {
 	SessionsActive   int64
+	SessionsOnLoops  int64 // of the active ones, relayed by event loops
 	SessionsTotal    uint64
 	BytesFromClients uint64
 	BytesFromServers uint64
@@ -143,6 +149,8 @@ type Proxy struct {
 	now  func() time.Time
 	pid  int
 
+	loops *loops
+
 	mu        sync.Mutex
 	closing   bool
 	listeners map[net.Listener]struct{}
@@ -151,6 +159,7 @@ type Proxy struct {
 
 	nextID         atomic.Uint64
 	active         atomic.Int64
+	onLoops        atomic.Int64
 	total          atomic.Uint64
 	bytesClient    atomic.Uint64
 	bytesServer    atomic.Uint64
@@ -198,6 +207,11 @@ func New(o Options, sink Sink) *Proxy {
 	if p.now == nil {
 		p.now = time.Now
 	}
+	n := o.EventLoops
+	if n == 0 {
+		n = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	p.loops = newLoops(p, n)
 	return p
 }
 
@@ -314,6 +328,7 @@ var errShutdown = errors.New("das: proxy shutting down")
 func (p *Proxy) Stats() Stats {
 	return Stats{
 		SessionsActive:   p.active.Load(),
+		SessionsOnLoops:  p.onLoops.Load(),
 		SessionsTotal:    p.total.Load(),
 		BytesFromClients: p.bytesClient.Load(),
 		BytesFromServers: p.bytesServer.Load(),
@@ -324,8 +339,18 @@ func (p *Proxy) Stats() Stats {
 	}
 }
 
-func (p *Proxy) submit(ev event.Event) {
-	if ss, ok := p.sink.(SyncSink); ok && ss.Sync() {
+// syncMode reports whether statements wait for durability now.
+func (p *Proxy) syncMode() bool {
+	ss, ok := p.sink.(SyncSink)
+	return ok && ss.Sync()
+}
+
+// submit hands an event to the sink; a session on an event loop never
+// waits (sync mode moves it off the loop at its next packet).
+func (s *session) submit(ev event.Event) { s.p.submit(ev, !s.onLoop) }
+
+func (p *Proxy) submit(ev event.Event, mayWait bool) {
+	if ss, ok := p.sink.(SyncSink); ok && mayWait && ss.Sync() {
 		if err := ss.SubmitWait(context.Background(), ev); err != nil && !errors.Is(err, pipeline.ErrNotDurable) {
 			p.dropped.Add(1) // not queued (the stream's loss window counts the late ones)
 			return

@@ -820,3 +820,71 @@ func readPacketRaw(c net.Conn) ([]byte, uint8, error) {
 	_, err := io.ReadFull(c, p)
 	return p, hdr[3], err
 }
+
+// switchSink is a SyncSink whose mode the test switches.
+type switchSink struct {
+	memSink
+	sync  atomic.Bool
+	waits atomic.Int64
+}
+
+func (s *switchSink) Sync() bool { return s.sync.Load() }
+
+func (s *switchSink) SubmitWait(_ context.Context, e event.Event) error {
+	s.waits.Add(1)
+	s.Submit(e)
+	return nil
+}
+
+// TestMariaDBSyncSwitch: a session relayed by an event loop goes back to
+// its own goroutines when the stream turns to sync mode (a loop thread must
+// never wait for durability), without losing a byte either way.
+func TestMariaDBSyncSwitch(t *testing.T) {
+	srv := testenv.MariaDB(t)
+	sink := &switchSink{}
+	p := New(Options{Upstream: srv.Addr(), EventLoops: 1, ServerHost: "test-server"}, sink)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(context.Background(), ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = p.Shutdown(ctx)
+	})
+	db := openDB(t, config(testenv.TestUser, srv.UserPassword(), ln.Addr().String(), testenv.TestDatabase))
+	db.SetMaxOpenConns(1)
+	id := connectionID(t, db)
+	if st := p.Stats(); st.SessionsOnLoops != 1 {
+		t.Fatalf("async session not on an event loop: %+v", st)
+	}
+	const big = "SELECT seq, REPEAT('y', 200) FROM seq_1_to_20000"
+	if got := len(rows(t, db, big)); got != 20000 {
+		t.Fatalf("%d rows through the loop, want 20000", got)
+	}
+	sink.sync.Store(true)
+	// The next packet moves the session off the loop; its statement and
+	// all later ones are submitted with SubmitWait.
+	if got := len(rows(t, db, big)); got != 20000 {
+		t.Fatalf("%d rows after the switch, want 20000", got)
+	}
+	if st := p.Stats(); st.SessionsOnLoops != 0 || st.SessionsActive != 1 {
+		t.Fatalf("session still on a loop in sync mode: %+v", st)
+	}
+	w := sink.waits.Load()
+	if got := rows(t, db, "SELECT COUNT(*) FROM seq_1_to_20000"); got[0][0] != "20000" {
+		t.Fatalf("count after the switch: %v", got)
+	}
+	if sink.waits.Load() <= w {
+		t.Errorf("no SubmitWait in sync mode (%d waits)", sink.waits.Load())
+	}
+	if n := len(sink.filter(queryText(id, big))); n != 2 {
+		t.Errorf("%d events of the big SELECT, want 2", n)
+	}
+	db.Close()
+	sink.wait(t, "DISCONNECT", bySession(id, event.CommandDisconnect))
+	if n := p.Stats().ProtocolErrors; n != 0 {
+		t.Errorf("%d protocol errors", n)
+	}
+}

@@ -12,10 +12,23 @@ import (
 	"github.com/das-mysql/das/internal/mysql"
 )
 
-// relay runs the command phase: this goroutine reads the client, another
+// relay runs the command phase: on an event loop when the session can go
+// there (loop_linux.go), else this goroutine reads the client, another
 // reads the server. Each direction writes what it reads to the other side
 // unchanged, after showing it to the protocol state machine.
 func (s *session) relay() {
+	if s.p.loops.adopt(s) {
+		<-s.loopDone
+		if s.ejected == nil {
+			s.finish()
+			return
+		}
+		if err := s.resume(); err != nil {
+			s.end(err)
+			s.finish()
+			return
+		}
+	}
 	srvDone := make(chan error, 1)
 	go func() {
 		err := s.guard(s.serverLoop)
@@ -303,7 +316,7 @@ func (s *session) outcome(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) {
 		r.ev.CommandText, r.ev.DatabaseName = rec.text, s.db
 		s.stmtSeq++
 		r.ev.StatementID = s.stmtSeq
-		s.p.submit(r.ev)
+		s.submit(r.ev)
 	case mysql.ComCreateDB, mysql.ComDropDB, mysql.ComProcessKill:
 		s.emitStatement(s.result(rec, ev, now), rec.text)
 	case mysql.ComChangeUser:
@@ -314,13 +327,13 @@ func (s *session) outcome(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) {
 		switch ev.Kind {
 		case mysql.EventOK:
 			s.user, s.db, s.app = cu.User, cu.Database, programName(cu.Attrs)
-			s.p.submit(s.newEvent(event.CommandConnect, rec.start, now))
+			s.submit(s.newEvent(event.CommandConnect, rec.start, now))
 			s.log.Debug("proxy: user changed", "user", s.user)
 		case mysql.EventError:
 			e := s.newEvent(event.CommandFailedConnect, rec.start, now)
 			e.DBUserName, e.DatabaseName = cu.User, cu.Database
 			e.ExitCode, e.ErrorMessage = strconv.Itoa(int(ev.Err.Code)), ev.Err.Message
-			s.p.submit(e)
+			s.submit(e)
 		}
 	}
 }
@@ -361,7 +374,7 @@ func (s *session) emitStatement(r stmtResult, text string) {
 	}
 	s.stmtSeq++
 	e.StatementID = s.stmtSeq
-	s.p.submit(e)
+	s.submit(e)
 }
 
 // emitResults records the outcomes of a multi-result command. Each gets its
@@ -393,7 +406,7 @@ func (s *session) closeCursor(stmtID uint32, now time.Time) {
 	c.EndTime, c.LogTime = event.Time{Time: now}, event.Time{Time: now}
 	s.stmtSeq++
 	c.StatementID = s.stmtSeq
-	s.p.submit(*c)
+	s.submit(*c)
 }
 
 // finish records what the end of the session leaves: statements that never
@@ -443,7 +456,7 @@ func (s *session) finish() {
 	default:
 		s.log.Debug("proxy: session ended", "reason", reason)
 	}
-	s.p.submit(e)
+	s.submit(e)
 	s.p.bytesClient.Add(s.clientBytes)
 	s.p.bytesServer.Add(s.serverBytes)
 }

@@ -107,6 +107,13 @@ type session struct {
 	closed    bool
 	rawClient net.Conn
 	rawServer net.Conn
+	// cfd and sfd are the duplicated descriptors of a session on an event
+	// loop (-1 otherwise); loopDone is closed when the loop lets it go, and
+	// ejected then holds what it had buffered, if the session goes on.
+	cfd, sfd int
+	loopDone chan struct{}
+	ejected  *ejected
+	onLoop   bool // owned by the loop while set
 
 	// Owned by the relay goroutine of one direction each.
 	clientBytes, serverBytes uint64
@@ -153,6 +160,8 @@ func (p *Proxy) newSession(conn net.Conn) *session {
 		client:    conn,
 		rawClient: conn,
 		start:     p.now(),
+		cfd:       -1,
+		sfd:       -1,
 	}
 	if ta, ok := conn.RemoteAddr().(*net.TCPAddr); ok {
 		s.remoteHost, s.remotePort = ta.IP.String(), strconv.Itoa(ta.Port)
@@ -215,6 +224,13 @@ func (s *session) closeConns() {
 	if s.rawServer != nil {
 		s.rawServer.Close()
 	}
+	s.shutdownFDs()
+}
+
+// ejected is what an event loop had buffered for a session it gave back.
+type ejected struct {
+	clientIn, serverIn   []byte // read, not yet relayed
+	clientOut, serverOut []byte // relayed, not yet written
 }
 
 // ---- connection phase ----
@@ -451,7 +467,7 @@ func (s *session) loggedIn(l *mysql.Login) error {
 	s.user, s.db, s.app = r.Username, r.Database, programName(r.Attrs)
 	s.cursors = make(map[uint32]*event.Event)
 	e := s.newEvent(event.CommandConnect, s.start, s.p.now())
-	s.p.submit(e)
+	s.submit(e)
 	s.log.Debug("proxy: session connected", "user", s.user, "database", s.db)
 	return nil
 }
@@ -556,7 +572,7 @@ func (s *session) loginFailed(err error) {
 		if s.ls != nil {
 			resp = s.ls.l.Response
 		}
-		s.p.submit(s.failedConnect(codeHandshakeError, err.Error(), resp))
+		s.submit(s.failedConnect(codeHandshakeError, err.Error(), resp))
 		return
 	}
 	if le.proto {
@@ -578,7 +594,7 @@ func (s *session) loginFailed(err error) {
 			}
 		}
 	}
-	s.p.submit(s.failedConnect(le.code, le.msg, resp))
+	s.submit(s.failedConnect(le.code, le.msg, resp))
 	if le.proto {
 		s.log.Warn("proxy: session closed during login", "reason", le.msg)
 	} else {
