@@ -74,6 +74,7 @@ type Config struct {
 	MaxPacket             int64         // max_packet
 	MaxCommandText        int64         // max_command_text
 	ShutdownTimeout       time.Duration // shutdown_timeout
+	EventLoops            int           // event_loops
 }
 
 // Defaults returns the embedded defaults: everything works with no file.
@@ -265,6 +266,7 @@ var settings = []setting{
 	{"webhooks", "serve: comma-separated http(s) URLs that receive every stream event as JSON", str(func(c *Config) *string { return &c.Webhooks })},
 	{"max_packet", "serve: close a session that sends a larger packet", size(func(c *Config) *int64 { return &c.MaxPacket }, 1024)},
 	{"max_command_text", "serve: keep at most this much of a statement's text (and of each bound value) in its event", size(func(c *Config) *int64 { return &c.MaxCommandText }, 1024)},
+	{"event_loops", "serve: threads that relay plaintext sessions after login (Linux, epoll; 0: one per core; -1: none, each session then relays on its own goroutines)", integer(func(c *Config) *int { return &c.EventLoops }, -1)},
 	{"shutdown_timeout", "serve: how long sessions may finish after SIGTERM", duration(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0)},
 }
 

@@ -116,8 +116,10 @@ type Options struct {
 	// included (default 30s).
 	HandshakeTimeout time.Duration
 	// EventLoops is how many event loops relay plaintext sessions after
-	// login (Linux): 0 picks one per two cores, a negative number turns
-	// them off (every session then has two goroutines).
+	// login (Linux): 0 is one per GOMAXPROCS, a negative number turns
+	// them off (every session then has two goroutines). Each loop's
+	// thread holds a P while it waits: the caller should raise GOMAXPROCS
+	// by as many (cmd/das serve does).
 	EventLoops int
 	// ServerHost is the serverHost of every event.
 	ServerHost string
@@ -209,7 +211,7 @@ func New(o Options, sink Sink) *Proxy {
 	}
 	n := o.EventLoops
 	if n == 0 {
-		n = max(1, runtime.GOMAXPROCS(0)/2)
+		n = runtime.GOMAXPROCS(0)
 	}
 	p.loops = newLoops(p, n)
 	return p
