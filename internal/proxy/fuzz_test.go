@@ -28,12 +28,12 @@ func FuzzRelayInput(f *testing.F) {
 	f.Add(frame(0, 0x0e), ok, uint8(3))                          // COM_PING
 	f.Add(frame(0, append([]byte{0x03}, "SELECT 1"...)...), cat( // one-row result set
 		frame(1, 0x01),
-		frame(2, append([]byte{0x03, 'd', 'e', 'f', 0, 0, 0, 1, '1', 0, 0x0c, 0x3f, 0, 1, 0, 0, 0, 0x08, 0x81, 0, 0, 0, 0})...),
+		frame(2, 0x03, 'd', 'e', 'f', 0, 0, 0, 1, '1', 0, 0x0c, 0x3f, 0, 1, 0, 0, 0, 0x08, 0x81, 0, 0, 0, 0),
 		frame(3, 0xfe, 0, 0, 0x02, 0),
 		frame(4, 0x01, '1'),
 		frame(5, 0xfe, 0, 0, 0x02, 0)), uint8(5))
 	f.Add(frame(0, append([]byte{0x16}, "SELECT ?"...)...), frame(1, 0x00, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0), uint8(1)) // prepare
-	f.Add(cat(frame(0, 0x17, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0x08, 0, 5, 0, 0, 0, 0, 0, 0, 0)), ok, uint8(2))       // execute
+	f.Add(cat(frame(0, 0x17, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0x08, 0, 5, 0, 0, 0, 0, 0, 0, 0)), ok, uint8(2))         // execute
 	f.Add([]byte{0xff, 0xff, 0xff, 0, 1, 2, 3}, []byte{0xff, 0xff, 0xff, 1}, uint8(1))                                 // continued frames, cut short
 	f.Fuzz(func(t *testing.T, client, server []byte, chunk uint8) {
 		step := int(chunk%16) + 1

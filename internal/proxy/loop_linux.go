@@ -52,6 +52,7 @@ func newLoops(p *Proxy, n int) *loops {
 // loop is one epoll instance and the thread that waits on it.
 type loop struct {
 	p       *Proxy
+	buf     []byte     // what the thread reads into
 	mu      sync.Mutex // guards the fields below against adopt
 	ep      int
 	running bool
@@ -88,8 +89,8 @@ func (ls *loops) adopt(s *session) bool {
 		return false
 	}
 	l := ls.least()
-	c := &lconn{s: s, fd: cfd, client: true, in: make([]byte, 0, bufSize)}
-	v := &lconn{s: s, fd: sfd, in: make([]byte, 0, bufSize)}
+	c := &lconn{s: s, fd: cfd, client: true}
+	v := &lconn{s: s, fd: sfd}
 	c.peer, v.peer = v, c
 	s.loopDone = make(chan struct{})
 	// The descriptors are the session's before the loop may see them, so
@@ -119,6 +120,8 @@ func (ls *loops) adopt(s *session) bool {
 	// connections, which the duplicates keep open.
 	s.rawClient.Close()
 	s.rawServer.Close()
+	// The loop reads into its own buffer: an idle session holds none.
+	s.cr, s.sr, s.cw, s.sw = nil, nil, nil, nil
 	s.p.onLoops.Add(1)
 	return true
 }
@@ -197,6 +200,7 @@ func (l *loop) add(c, v *lconn) error {
 // run is the loop's thread. It returns after a second without sessions.
 func (l *loop) run(ep int) {
 	runtime.LockOSThread()
+	l.buf = make([]byte, 0, 2*bufSize)
 	defer runtime.UnlockOSThread()
 	evs := make([]syscall.EpollEvent, 128)
 	batch := make([]*lconn, 0, 128)
@@ -269,13 +273,18 @@ func (l *loop) serve(c *lconn, events uint32) {
 }
 
 // read reads once from c, shows the complete packets to the state machine
-// and relays them to the peer.
+// and relays them to the peer. Reads go to the loop's buffer; only an
+// incomplete packet's bytes are kept with the session until the rest comes.
 func (l *loop) read(c *lconn) error {
 	s := c.s
-	if len(c.in) == cap(c.in) {
-		c.in = grow(c.in, len(c.in)+bufSize)
+	b := l.buf[:0]
+	if len(c.in) > 0 {
+		if len(c.in) == cap(c.in) {
+			c.in = grow(c.in, len(c.in)+bufSize)
+		}
+		b = c.in
 	}
-	n, err := syscall.Read(c.fd, c.in[len(c.in):cap(c.in)])
+	n, err := syscall.Read(c.fd, b[len(b):cap(b)])
 	switch {
 	case err == syscall.EAGAIN || err == syscall.EINTR:
 		return nil
@@ -290,15 +299,15 @@ func (l *loop) read(c *lconn) error {
 		}
 		return errServerClosed
 	}
-	c.in = c.in[:len(c.in)+n]
+	b = b[:len(b)+n]
 	var used, need int
 	if c.client {
-		used, need, err = s.clientInput(c.in)
+		used, need, err = s.clientInput(b)
 	} else {
-		used, need, err = s.serverInput(c.in)
+		used, need, err = s.serverInput(b)
 	}
 	if used > 0 {
-		if werr := l.send(c, c.in[:used]); werr != nil {
+		if werr := l.send(c, b[:used]); werr != nil {
 			return werr
 		}
 		if c.client {
@@ -310,13 +319,17 @@ func (l *loop) read(c *lconn) error {
 	if err != nil {
 		return err
 	}
-	rest := copy(c.in, c.in[used:])
-	c.in = c.in[:rest]
+	rest := b[used:]
 	switch {
-	case need-used > cap(c.in):
-		c.in = grow(c.in, need-used)
-	case rest == 0 && cap(c.in) > keepBuf:
-		c.in = make([]byte, 0, bufSize)
+	case len(rest) == 0:
+		c.in = nil
+	case len(c.in) == 0: // still in the loop's buffer
+		c.in = append(make([]byte, 0, max(need-used, 2*len(rest), 4096)), rest...)
+	default:
+		c.in = c.in[:copy(c.in[:cap(c.in)], rest)]
+		if need-used > cap(c.in) {
+			c.in = grow(c.in, need-used)
+		}
 	}
 	return nil
 }
@@ -490,8 +503,8 @@ func (s *session) resume() error {
 	}
 	s.cr = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(e.clientIn), client), bufSize)
 	s.sr = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(e.serverIn), server), bufSize)
-	s.cw.Reset(client)
-	s.sw.Reset(server)
+	s.cw = bufio.NewWriterSize(client, bufSize)
+	s.sw = bufio.NewWriterSize(server, bufSize)
 	return nil
 }
 
