@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -130,17 +129,6 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		case "required":
 			mode = proxy.UpstreamTLSRequired
 		}
-		loops := c.EventLoops
-		if loops == 0 {
-			loops = runtime.GOMAXPROCS(0)
-		}
-		if loops > 0 {
-			// A loop's thread waits in epoll_wait holding its P (Go's
-			// scheduler slot). Without as many more Ps, sealing and the
-			// sink get one only when the scheduler retakes it, which it
-			// then tries every 20 µs (docs/PERFORMANCE.md).
-			runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + loops)
-		}
 		p = proxy.New(proxy.Options{
 			Upstream:        upstream,
 			TLS:             &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
@@ -149,7 +137,8 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 			UpstreamTLSMode: mode,
 			MaxPacket:       int(c.MaxPacket),
 			MaxCommandText:  int(c.MaxCommandText),
-			EventLoops:      loops,
+			EventLoops:      c.EventLoops,
+			EventLoopProcs:  true,
 			Admit:           st.Admit,
 			ServerHost:      c.ServerHost,
 			Logger:          logger,

@@ -38,6 +38,17 @@ type loops struct {
 	ls []*loop
 }
 
+// procsMu serializes the loops' changes to GOMAXPROCS, which is the
+// process's, whichever Proxy makes them.
+var procsMu sync.Mutex
+
+// addProcs moves GOMAXPROCS by d.
+func addProcs(d int) {
+	procsMu.Lock()
+	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + d)
+	procsMu.Unlock()
+}
+
 func newLoops(p *Proxy, n int) *loops {
 	if n <= 0 {
 		return nil
@@ -180,6 +191,9 @@ func (l *loop) add(c, v *lconn) error {
 			return fmt.Errorf("epoll_create: %w", err)
 		}
 		l.ep, l.running = ep, true
+		if l.p.o.EventLoopProcs {
+			addProcs(1)
+		}
 		go l.run(ep)
 	}
 	for _, x := range []*lconn{c, v} {
@@ -225,6 +239,9 @@ func (l *loop) run(ep int) {
 		if n == 0 && l.n == 0 && timeout >= 0 {
 			l.running = false
 			l.ep = -1
+			if l.p.o.EventLoopProcs {
+				addProcs(-1)
+			}
 			l.mu.Unlock()
 			syscall.Close(ep)
 			return

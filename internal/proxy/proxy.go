@@ -117,10 +117,15 @@ type Options struct {
 	HandshakeTimeout time.Duration
 	// EventLoops is how many event loops relay plaintext sessions after
 	// login (Linux): 0 is one per GOMAXPROCS, a negative number turns
-	// them off (every session then has two goroutines). Each loop's
-	// thread holds a P while it waits: the caller should raise GOMAXPROCS
-	// by as many (cmd/das serve does).
+	// them off (every session then has two goroutines).
 	EventLoops int
+	// EventLoopProcs adds one to GOMAXPROCS for each loop while it runs:
+	// its thread holds a P (a scheduler slot) even while it waits in
+	// epoll_wait, and without a spare P the rest of the process (sealing,
+	// the sink) gets one only when the scheduler retakes it, which it then
+	// tries every 20 µs. A loop stops after a second without sessions (in
+	// sync mode, for one), and gives its P back.
+	EventLoopProcs bool
 	// ServerHost is the serverHost of every event.
 	ServerHost string
 	Logger     *slog.Logger

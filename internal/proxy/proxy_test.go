@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -842,7 +843,8 @@ func (s *switchSink) SubmitWait(_ context.Context, e event.Event) error {
 func TestMariaDBSyncSwitch(t *testing.T) {
 	srv := testenv.MariaDB(t)
 	sink := &switchSink{}
-	p := New(Options{Upstream: srv.Addr(), EventLoops: 1, ServerHost: "test-server"}, sink)
+	procs := runtime.GOMAXPROCS(0)
+	p := New(Options{Upstream: srv.Addr(), EventLoops: 1, EventLoopProcs: true, ServerHost: "test-server"}, sink)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -858,6 +860,9 @@ func TestMariaDBSyncSwitch(t *testing.T) {
 	id := connectionID(t, db)
 	if st := p.Stats(); st.SessionsOnLoops != 1 {
 		t.Fatalf("async session not on an event loop: %+v", st)
+	}
+	if got := runtime.GOMAXPROCS(0); got != procs+1 {
+		t.Errorf("GOMAXPROCS %d with a loop running, want %d", got, procs+1)
 	}
 	const big = "SELECT seq, REPEAT('y', 200) FROM seq_1_to_20000"
 	if got := len(rows(t, db, big)); got != 20000 {
@@ -881,6 +886,12 @@ func TestMariaDBSyncSwitch(t *testing.T) {
 	}
 	if n := len(sink.filter(queryText(id, big))); n != 2 {
 		t.Errorf("%d events of the big SELECT, want 2", n)
+	}
+	// The loop has no session left: it stops and gives its P back.
+	for deadline := time.Now().Add(5 * time.Second); runtime.GOMAXPROCS(0) != procs; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("GOMAXPROCS %d after the loop's last session left, want %d", runtime.GOMAXPROCS(0), procs)
+		}
 	}
 	db.Close()
 	sink.wait(t, "DISCONNECT", bySession(id, event.CommandDisconnect))
