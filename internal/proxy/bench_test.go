@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"database/sql"
+	"runtime"
 	"testing"
 
 	"github.com/das-mysql/das/internal/testenv"
@@ -50,4 +51,51 @@ func drain(db *sql.DB, q string) error {
 		}
 	}
 	return rs.Err()
+}
+
+// BenchmarkIdleSessions measures what an open, idle session costs the proxy
+// (heap and goroutine stacks) with the goroutine relay and on an event loop:
+// connection pools keep many such sessions open.
+func BenchmarkIdleSessions(b *testing.B) {
+	srv := testenv.MariaDB(b)
+	const n = 100
+	for _, leg := range []struct {
+		name  string
+		loops int
+	}{{"goroutines", -1}, {"loops", 1}} {
+		b.Run(leg.name, func(b *testing.B) {
+			for b.Loop() {
+				p, addr, _ := startProxy(b, Options{Upstream: srv.Addr(), EventLoops: leg.loops})
+				before := memInUse()
+				var conns []*sql.Conn
+				db := openDB(b, config(testenv.TestUser, srv.UserPassword(), addr, testenv.TestDatabase))
+				for range n {
+					c, err := db.Conn(b.Context())
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := c.PingContext(b.Context()); err != nil {
+						b.Fatal(err)
+					}
+					conns = append(conns, c)
+				}
+				if leg.loops > 0 && p.Stats().SessionsOnLoops != n {
+					b.Fatalf("%d sessions on loops, want %d", p.Stats().SessionsOnLoops, n)
+				}
+				b.ReportMetric(float64(memInUse()-before)/n, "B/session")
+				for _, c := range conns {
+					c.Close()
+				}
+				db.Close()
+			}
+		})
+	}
+}
+
+// memInUse is the heap and stack memory in use after a GC.
+func memInUse() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse + m.StackInuse)
 }
