@@ -116,8 +116,10 @@ func (ls *loops) adopt(s *session) bool {
 	s.cfd, s.sfd = cfd, sfd
 	s.connMu.Unlock()
 	s.onLoop = true
+	s.p.onLoops.Add(1) // before the loop may let it go again
 	if err := l.add(c, v); err != nil {
 		s.onLoop = false
+		s.p.onLoops.Add(-1)
 		s.connMu.Lock()
 		s.cfd, s.sfd = -1, -1
 		s.connMu.Unlock()
@@ -133,7 +135,6 @@ func (ls *loops) adopt(s *session) bool {
 	s.rawServer.Close()
 	// The loop reads into its own buffer: an idle session holds none.
 	s.cr, s.sr, s.cw, s.sw = nil, nil, nil, nil
-	s.p.onLoops.Add(1)
 	return true
 }
 
