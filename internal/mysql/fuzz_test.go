@@ -3,6 +3,8 @@ package mysql
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"io"
 	"testing"
 )
 
@@ -101,15 +103,31 @@ func FuzzReadPacket(f *testing.F) {
 		if maxLen <= 0 || maxLen > 1<<20 {
 			maxLen = 1 << 20 // bound what a fuzzed header can make us allocate
 		}
+		// ScanPacket over the whole input finds the packets ReadPacket
+		// reads, and fails where it fails (an incomplete packet at the end
+		// is ReadPacket's unexpected EOF).
 		r := bufio.NewReader(bytes.NewReader(wire))
+		rest := wire
 		for {
-			p, _, err := ReadPacket(r, nil, maxLen)
+			p, seq, err := ReadPacket(r, nil, maxLen)
+			end, sseq, need, serr := ScanPacket(rest, maxLen)
 			if err != nil {
+				if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+					if serr != nil || end != 0 || (len(rest) > 0 && need <= len(rest)) {
+						t.Fatalf("ReadPacket: %v; ScanPacket: end %d need %d of %d, %v", err, end, need, len(rest), serr)
+					}
+				} else if serr == nil || serr.Error() != err.Error() {
+					t.Fatalf("ReadPacket: %v; ScanPacket: %v", err, serr)
+				}
 				break
+			}
+			if serr != nil || end == 0 || sseq != seq || !bytes.Equal(PacketPayload(rest[:end]), p) {
+				t.Fatalf("ReadPacket read %d bytes (seq %d); ScanPacket: end %d seq %d, %v", len(p), seq, end, sseq, serr)
 			}
 			if len(p) > maxLen {
 				t.Fatalf("payload %d > max %d", len(p), maxLen)
 			}
+			rest = rest[end:]
 		}
 		r = bufio.NewReader(bytes.NewReader(wire))
 		var relayed []byte

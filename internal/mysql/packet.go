@@ -42,11 +42,11 @@ func ReadPacket(r *bufio.Reader, buf []byte, maxLen int) (payload []byte, seq ui
 		if frames == 0 {
 			seq = s
 		} else if want := seq + uint8(frames); s != want {
-			return nil, 0, fmt.Errorf("mysql: continuation frame %d: sequence id %d, want %d: %w", frames, s, want, ErrSequence)
+			return nil, 0, continuationErr(frames, s, want)
 		}
 		total := len(payload) + n
 		if maxLen > 0 && total > maxLen {
-			return nil, 0, fmt.Errorf("mysql: packet of at least %d bytes exceeds the maximum of %d: %w", total, maxLen, ErrPacketTooLarge)
+			return nil, 0, tooLargeErr(total, maxLen)
 		}
 		if total > cap(payload) {
 			// Size for what is announced (bounded by maxLen), plus one
@@ -73,6 +73,61 @@ func ReadPacket(r *bufio.Reader, buf []byte, maxLen int) (payload []byte, seq ui
 			return payload, seq, nil
 		}
 	}
+}
+
+func continuationErr(frame int, got, want uint8) error {
+	return fmt.Errorf("mysql: continuation frame %d: sequence id %d, want %d: %w", frame, got, want, ErrSequence)
+}
+
+func tooLargeErr(total, maxLen int) error {
+	return fmt.Errorf("mysql: packet of at least %d bytes exceeds the maximum of %d: %w", total, maxLen, ErrPacketTooLarge)
+}
+
+// ScanPacket finds the logical packet at the start of b, as ReadPacket reads
+// it from a stream: end is the length of its frames in b, seq the sequence id
+// of the first. While the packet is incomplete, end is 0 and need is how many
+// bytes of b it takes to go on (at least the next frame). The checks and
+// errors are ReadPacket's.
+func ScanPacket(b []byte, maxLen int) (end int, seq uint8, need int, err error) {
+	total := 0
+	for frames := 0; ; frames++ {
+		if len(b)-end < HeaderLen {
+			return 0, 0, end + HeaderLen, nil
+		}
+		n := int(b[end]) | int(b[end+1])<<8 | int(b[end+2])<<16
+		if frames == 0 {
+			seq = b[end+3]
+		} else if want := seq + uint8(frames); b[end+3] != want {
+			return 0, 0, 0, continuationErr(frames, b[end+3], want)
+		}
+		total += n
+		if maxLen > 0 && total > maxLen {
+			return 0, 0, 0, tooLargeErr(total, maxLen)
+		}
+		if len(b)-end-HeaderLen < n {
+			return 0, 0, end + HeaderLen + n, nil
+		}
+		end += HeaderLen + n
+		if n < MaxPayload {
+			return end, seq, 0, nil
+		}
+	}
+}
+
+// PacketPayload returns the payload of a packet that ScanPacket found:
+// a slice of frames when it is one frame, else the frames' bodies joined.
+func PacketPayload(frames []byte) []byte {
+	n := int(frames[0]) | int(frames[1])<<8 | int(frames[2])<<16
+	if HeaderLen+n == len(frames) {
+		return frames[HeaderLen:]
+	}
+	payload := make([]byte, 0, len(frames))
+	for len(frames) > 0 {
+		n := int(frames[0]) | int(frames[1])<<8 | int(frames[2])<<16
+		payload = append(payload, frames[HeaderLen:HeaderLen+n]...)
+		frames = frames[HeaderLen+n:]
+	}
+	return payload
 }
 
 // ReadFrame reads one frame (header and body) into buf, reused if large

@@ -541,48 +541,18 @@ func (s *session) shutdownFDs() {
 // state machine. It returns how many bytes they take and, when a packet is
 // incomplete, how large the buffer must be to hold it.
 func (s *session) clientInput(b []byte) (used, need int, err error) {
-	max := s.p.o.MaxPacket
 	for {
-		off, total, frames := used, 0, 0
-		var seq uint8
-		for {
-			if len(b)-off < mysql.HeaderLen {
-				return used, off + mysql.HeaderLen, nil
-			}
-			n := int(b[off]) | int(b[off+1])<<8 | int(b[off+2])<<16
-			if frames == 0 {
-				seq = b[off+3]
-			} else if want := seq + uint8(frames); b[off+3] != want {
-				return used, 0, &protoError{"client", fmt.Errorf("mysql: continuation frame %d: sequence id %d, want %d: %w", frames, b[off+3], want, mysql.ErrSequence)}
-			}
-			total += n
-			if total > max {
-				return used, 0, &protoError{"client", fmt.Errorf("mysql: packet of at least %d bytes exceeds the maximum of %d: %w", total, max, mysql.ErrPacketTooLarge)}
-			}
-			if len(b)-off-mysql.HeaderLen < n {
-				return used, off + mysql.HeaderLen + n, nil
-			}
-			off += mysql.HeaderLen + n
-			frames++
-			if n < mysql.MaxPayload {
-				break
-			}
-		}
-		var payload []byte
-		if frames == 1 {
-			payload = b[used+mysql.HeaderLen : off]
-		} else {
-			payload = make([]byte, 0, total)
-			for p := used; p < off; {
-				n := int(b[p]) | int(b[p+1])<<8 | int(b[p+2])<<16
-				payload = append(payload, b[p+mysql.HeaderLen:p+mysql.HeaderLen+n]...)
-				p += mysql.HeaderLen + n
-			}
-		}
-		if err := s.clientPacket(payload, seq); err != nil {
+		end, seq, need, err := mysql.ScanPacket(b[used:], s.p.o.MaxPacket)
+		if err != nil {
 			return used, 0, &protoError{"client", err}
 		}
-		used = off
+		if end == 0 {
+			return used, used + need, nil
+		}
+		if err := s.clientPacket(mysql.PacketPayload(b[used:used+end]), seq); err != nil {
+			return used, 0, &protoError{"client", err}
+		}
+		used += end
 	}
 }
 
@@ -594,19 +564,14 @@ func (s *session) serverInput(b []byte) (used, need int, err error) {
 			return used, used + mysql.HeaderLen, nil
 		}
 		n := int(b[used]) | int(b[used+1])<<8 | int(b[used+2])<<16
-		total := s.srvPacket + n
-		if total > s.p.o.MaxPacket {
-			return used, 0, &protoError{"server", fmt.Errorf("packet of at least %d bytes exceeds the maximum of %d: %w", total, s.p.o.MaxPacket, mysql.ErrPacketTooLarge)}
+		if err := s.checkServerFrame(n); err != nil {
+			return used, 0, err
 		}
 		end := used + mysql.HeaderLen + n
 		if len(b) < end {
 			return used, end, nil
 		}
-		if n == mysql.MaxPayload {
-			s.srvPacket = total
-		} else {
-			s.srvPacket = 0
-		}
+		s.serverFrameRead(n)
 		if err := s.serverFrame(b[used:end]); err != nil {
 			return used, 0, &protoError{"server", err}
 		}

@@ -156,7 +156,8 @@ type Proxy struct {
 	now  func() time.Time
 	pid  int
 
-	loops *loops
+	loops    *loops
+	syncSink SyncSink // sink as a SyncSink, nil if it is not one
 
 	mu        sync.Mutex
 	closing   bool
@@ -219,6 +220,7 @@ func New(o Options, sink Sink) *Proxy {
 		n = runtime.GOMAXPROCS(0)
 	}
 	p.loops = newLoops(p, n)
+	p.syncSink, _ = sink.(SyncSink)
 	return p
 }
 
@@ -347,18 +349,15 @@ func (p *Proxy) Stats() Stats {
 }
 
 // syncMode reports whether statements wait for durability now.
-func (p *Proxy) syncMode() bool {
-	ss, ok := p.sink.(SyncSink)
-	return ok && ss.Sync()
-}
+func (p *Proxy) syncMode() bool { return p.syncSink != nil && p.syncSink.Sync() }
 
 // submit hands an event to the sink; a session on an event loop never
 // waits (sync mode moves it off the loop at its next packet).
 func (s *session) submit(ev event.Event) { s.p.submit(ev, !s.onLoop) }
 
 func (p *Proxy) submit(ev event.Event, mayWait bool) {
-	if ss, ok := p.sink.(SyncSink); ok && mayWait && ss.Sync() {
-		if err := ss.SubmitWait(context.Background(), ev); err != nil && !errors.Is(err, pipeline.ErrNotDurable) {
+	if mayWait && p.syncMode() {
+		if err := p.syncSink.SubmitWait(context.Background(), ev); err != nil && !errors.Is(err, pipeline.ErrNotDurable) {
 			p.dropped.Add(1) // not queued (the stream's loss window counts the late ones)
 			return
 		}

@@ -183,15 +183,10 @@ func (s *session) serverLoop() error {
 			return fmt.Errorf("server connection: %w", err)
 		}
 		n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
-		total := s.srvPacket + n
-		if total > s.p.o.MaxPacket {
-			return &protoError{"server", fmt.Errorf("packet of at least %d bytes exceeds the maximum of %d: %w", total, s.p.o.MaxPacket, mysql.ErrPacketTooLarge)}
+		if err := s.checkServerFrame(n); err != nil {
+			return err
 		}
-		if n == mysql.MaxPayload {
-			s.srvPacket = total
-		} else {
-			s.srvPacket = 0
-		}
+		s.serverFrameRead(n)
 		var frame []byte
 		peeked := mysql.HeaderLen+n <= s.sr.Size()
 		if peeked {
@@ -224,6 +219,25 @@ func (s *session) serverLoop() error {
 			s.p.bytesServer.Add(s.serverBytes)
 			s.serverBytes = 0
 		}
+	}
+}
+
+// checkServerFrame refuses a server frame of n bytes that takes its logical
+// packet past MaxPacket.
+func (s *session) checkServerFrame(n int) error {
+	if total := s.srvPacket + n; total > s.p.o.MaxPacket {
+		return &protoError{"server", fmt.Errorf("packet of at least %d bytes exceeds the maximum of %d: %w", total, s.p.o.MaxPacket, mysql.ErrPacketTooLarge)}
+	}
+	return nil
+}
+
+// serverFrameRead tracks the length of a continued server packet once its
+// frame of n bytes is read.
+func (s *session) serverFrameRead(n int) {
+	if n == mysql.MaxPayload {
+		s.srvPacket += n
+	} else {
+		s.srvPacket = 0
 	}
 }
 
