@@ -84,9 +84,10 @@ type Stats struct {
 var ErrClosed = errors.New("pipeline: stream writer closed")
 
 type item struct {
-	ev   event.Event
-	done chan<- error // sync mode: told when durable
-	ack  func()       // EnqueueAck: called once durable
+	ev    event.Event
+	done  func(error) // sync mode: told once, when durable or not
+	ack   func()      // EnqueueAck: called once durable
+	force bool        // SubmitNotify: taken even over the bound
 }
 
 // Writer is one stream's writer.
@@ -131,7 +132,7 @@ type pending struct {
 	seq    uint64
 	events int
 	wait   func() error
-	dones  []chan<- error
+	dones  []func(error)
 	acks   []func()
 }
 
@@ -184,7 +185,7 @@ func (w *Writer) SubmitWait(ctx context.Context, ev event.Event) error {
 	done := make(chan error, 1)
 	// The deadline covers waiting for room too: a full queue (the sink down
 	// for long) must not hold a session past its sync timeout.
-	if err := w.enqueue(ctx, item{ev: ev, done: done}, true); err != nil {
+	if err := w.enqueue(ctx, item{ev: ev, done: func(err error) { done <- err }}, true); err != nil {
 		return err
 	}
 	select {
@@ -193,6 +194,17 @@ func (w *Writer) SubmitWait(ctx context.Context, ev event.Event) error {
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %w", ErrNotDurable, ctx.Err())
 	}
+}
+
+// SubmitNotify queues a sync-mode event without waiting: done is called
+// once, from the writer, when its record is durable (nil) or cannot be (the
+// error). It is for a submitter that must not block (an event loop holds
+// the session's answer until done instead). The queue's bound does not
+// refuse it: each such submitter holds one event at a time, so sessions
+// bound them, and refusing would lose an event sync mode promised to keep.
+// After Close it returns ErrClosed and done is not called.
+func (w *Writer) SubmitNotify(ev event.Event, done func(error)) error {
+	return w.enqueue(context.Background(), item{ev: ev, done: done, force: true}, false)
 }
 
 // ErrNotDurable is SubmitWait giving up on an event it queued: the event
@@ -219,7 +231,7 @@ func (w *Writer) enqueue(ctx context.Context, it item, block bool) error {
 			w.qmu.Unlock()
 			return ErrClosed
 		}
-		if len(w.queue)+w.held < w.o.QueueEvents {
+		if len(w.queue)+w.held < w.o.QueueEvents || it.force {
 			break
 		}
 		if !block {
@@ -345,7 +357,7 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 			seal(chunk, cuts+1)
 			return
 		}
-		var dones []chan<- error
+		var dones []func(error)
 		var acks []func()
 		for i := range chunk {
 			if chunk[i].done != nil {
@@ -362,7 +374,7 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 			w.dropped.Add(uint64(len(batch)))
 			w.log.Error("sealing failed; events dropped", "seq", next, "events", len(batch), "err", err)
 			for _, d := range dones {
-				d <- err
+				d(err)
 			}
 		} else {
 			seq, prev = next, &s.Digest
@@ -541,7 +553,7 @@ func (w *Writer) acker() {
 			}
 		}
 		for _, d := range p.dones {
-			d <- err
+			d(err)
 		}
 		w.inflight.Add(-1)
 		select {

@@ -3,20 +3,22 @@
 package proxy
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/das-mysql/das/internal/event"
 	"github.com/das-mysql/das/internal/mysql"
+	"github.com/das-mysql/das/internal/pipeline"
 )
 
 // Event loops relay plaintext sessions after login. One OS thread per loop
@@ -27,9 +29,12 @@ import (
 // wake-up and a read that finds nothing (EAGAIN) before parking. On a machine
 // whose cores the database and its clients keep busy, that scheduling and
 // the extra syscalls were most of what das cost beyond haproxy's own event
-// loop (docs/PERFORMANCE.md). TLS sessions, and every session while the
-// stream is in sync mode (its statements wait for durability, which a shared
-// thread must not), keep the goroutine relay.
+// loop (docs/PERFORMANCE.md). TLS sessions keep the goroutine relay.
+//
+// In sync mode a loop never waits for durability: the packet that completes
+// an answer is held with the session, which the loop stops reading, and the
+// stream's notice that the event is durable (or cannot be in time) wakes
+// the loop through an eventfd to send it on.
 
 // loopIdleMillis is how long a loop with no sessions keeps its thread.
 const loopIdleMillis = 1000
@@ -64,11 +69,28 @@ func newLoops(p *Proxy, n int) *loops {
 type loop struct {
 	p       *Proxy
 	buf     []byte     // what the thread reads into
-	mu      sync.Mutex // guards the fields below against adopt
+	mu      sync.Mutex // guards the fields below against adopt and wake
 	ep      int
+	efd     int // eventfd: sessions whose held answers may go on
 	running bool
 	conns   map[int32]*lconn // by fd
 	n       int              // sessions
+	ready   []*session       // woken by wake, not yet served
+}
+
+// loopSession is a session's state on a loop.
+type loopSession struct {
+	l    *loop
+	c, v *lconn // the client and server sides
+
+	// Sync mode: waits counts the session's events not yet answered by the
+	// stream; hold is set when the packet being shown submitted one; paused
+	// is the side whose bytes wait in held until waits is zero. Only waits
+	// is touched outside the loop's thread.
+	waits  atomic.Int32
+	hold   bool
+	paused *lconn
+	notify func(error) // s.durable, bound once
 }
 
 // lconn is one side of a session on a loop.
@@ -77,7 +99,8 @@ type lconn struct {
 	fd     int
 	client bool
 	peer   *lconn
-	in     []byte // read, not yet relayed: an incomplete packet
+	in     []byte // read, not yet relayed: an incomplete packet, or what follows held
+	held   []byte // shown to the state machine, waiting for durability (sync mode)
 	out    []byte // relayed, not yet written: the socket was full
 	mask   uint32 // epoll events asked for
 	closed bool
@@ -87,7 +110,7 @@ type lconn struct {
 // with nothing changed, when the session must keep the goroutine relay.
 func (ls *loops) adopt(s *session) bool {
 	if ls == nil || s.client != s.rawClient || s.server != s.rawServer ||
-		s.cr.Buffered() > 0 || s.sr.Buffered() > 0 || s.p.syncMode() {
+		s.cr.Buffered() > 0 || s.sr.Buffered() > 0 {
 		return false
 	}
 	cfd, err := dupConn(s.rawClient)
@@ -104,6 +127,8 @@ func (ls *loops) adopt(s *session) bool {
 	v := &lconn{s: s, fd: sfd}
 	c.peer, v.peer = v, c
 	s.loopDone = make(chan struct{})
+	s.lo = &loopSession{l: l, c: c, v: v}
+	s.lo.notify = s.durable
 	// The descriptors are the session's before the loop may see them, so
 	// that Shutdown and the loop's own close agree on them.
 	s.connMu.Lock()
@@ -119,6 +144,7 @@ func (ls *loops) adopt(s *session) bool {
 	s.p.onLoops.Add(1) // before the loop may let it go again
 	if err := l.add(c, v); err != nil {
 		s.onLoop = false
+		s.lo = nil
 		s.p.onLoops.Add(-1)
 		s.connMu.Lock()
 		s.cfd, s.sfd = -1, -1
@@ -191,11 +217,21 @@ func (l *loop) add(c, v *lconn) error {
 		if err != nil {
 			return fmt.Errorf("epoll_create: %w", err)
 		}
-		l.ep, l.running = ep, true
+		efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if err != nil {
+			syscall.Close(ep)
+			return fmt.Errorf("eventfd: %w", err)
+		}
+		if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, efd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(efd)}); err != nil {
+			syscall.Close(ep)
+			syscall.Close(efd)
+			return fmt.Errorf("epoll_ctl: %w", err)
+		}
+		l.ep, l.efd, l.running = ep, efd, true
 		if l.p.o.EventLoopProcs {
 			addProcs(1)
 		}
-		go l.run(ep)
+		go l.run(ep, efd)
 	}
 	for _, x := range []*lconn{c, v} {
 		x.mask = syscall.EPOLLIN
@@ -213,12 +249,14 @@ func (l *loop) add(c, v *lconn) error {
 }
 
 // run is the loop's thread. It returns after a second without sessions.
-func (l *loop) run(ep int) {
+func (l *loop) run(ep, efd int) {
 	runtime.LockOSThread()
 	l.buf = make([]byte, 0, 2*bufSize)
 	defer runtime.UnlockOSThread()
 	evs := make([]syscall.EpollEvent, 128)
 	batch := make([]*lconn, 0, 128)
+	var ready []*session
+	var tick [8]byte
 	for {
 		timeout := -1
 		l.mu.Lock()
@@ -239,17 +277,24 @@ func (l *loop) run(ep int) {
 		l.mu.Lock()
 		if n == 0 && l.n == 0 && timeout >= 0 {
 			l.running = false
-			l.ep = -1
+			l.ep, l.efd, l.ready = -1, -1, nil
 			if l.p.o.EventLoopProcs {
 				addProcs(-1)
 			}
 			l.mu.Unlock()
 			syscall.Close(ep)
+			syscall.Close(efd) // under no lock: wake checks running first
 			return
 		}
 		for i := 0; i < n; i++ {
+			if evs[i].Fd == int32(efd) {
+				_, _ = syscall.Read(efd, tick[:])
+				batch = append(batch, nil)
+				continue
+			}
 			batch = append(batch, l.conns[evs[i].Fd])
 		}
+		ready, l.ready = l.ready, ready[:0]
 		l.mu.Unlock()
 		for i, c := range batch {
 			if c == nil || c.closed {
@@ -257,6 +302,25 @@ func (l *loop) run(ep int) {
 			}
 			l.serve(c, evs[i].Events)
 		}
+		for i, s := range ready {
+			l.release(s)
+			ready[i] = nil
+		}
+	}
+}
+
+// wake tells the loop that s's events have been answered: called from the
+// stream's goroutines when the last one is durable or cannot be.
+func (l *loop) wake(s *session) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.running { // the session is gone with the loop
+		return
+	}
+	l.ready = append(l.ready, s)
+	if len(l.ready) == 1 {
+		one := [8]byte{1}
+		_, _ = syscall.Write(l.efd, one[:])
 	}
 }
 
@@ -278,11 +342,13 @@ func (l *loop) serve(c *lconn, events uint32) {
 	}
 	// A side held back (its peer's socket is full) is read only when the
 	// connection failed: level-triggered HUP and ERR would repeat forever.
-	if events&(syscall.EPOLLHUP|syscall.EPOLLERR) == 0 && (events&syscall.EPOLLIN == 0 || c.mask&syscall.EPOLLIN == 0) {
+	failed := events&(syscall.EPOLLHUP|syscall.EPOLLERR) != 0
+	if !failed && (events&syscall.EPOLLIN == 0 || c.mask&syscall.EPOLLIN == 0) {
 		return
 	}
-	if s.p.syncMode() {
-		l.eject(c)
+	if failed && s.lo.paused != nil {
+		// What it would read now must not pass the held answer.
+		l.close(c, c.closedErr())
 		return
 	}
 	if err := l.read(c); err != nil {
@@ -294,7 +360,6 @@ func (l *loop) serve(c *lconn, events uint32) {
 // and relays them to the peer. Reads go to the loop's buffer; only an
 // incomplete packet's bytes are kept with the session until the rest comes.
 func (l *loop) read(c *lconn) error {
-	s := c.s
 	b := l.buf[:0]
 	if len(c.in) > 0 {
 		if len(c.in) == cap(c.in) {
@@ -312,27 +377,35 @@ func (l *loop) read(c *lconn) error {
 		if len(c.in) > 0 {
 			return c.connErr(io.ErrUnexpectedEOF)
 		}
-		if c.client {
-			return errClientClosed
-		}
-		return errServerClosed
+		return c.closedErr()
 	}
-	b = b[:len(b)+n]
-	var used, need int
+	return l.consume(c, b[:len(b)+n])
+}
+
+// consume shows the complete packets at the start of b, read from c, to
+// the state machine and relays them; b is the loop's buffer or c.in. When a
+// packet submitted a sync-mode event, that packet is held and the session
+// paused; what follows it waits in c.in.
+func (l *loop) consume(c *lconn, b []byte) error {
+	s := c.s
+	var used, hold, need int
+	var err error
 	if c.client {
-		used, need, err = s.clientInput(b)
+		used, hold, need, err = s.clientInput(b)
 	} else {
-		used, need, err = s.serverInput(b)
+		used, hold, need, err = s.serverInput(b)
 	}
-	if used > 0 {
-		if werr := l.send(c, b[:used]); werr != nil {
+	if hold < 0 {
+		hold = used
+	}
+	if hold > 0 {
+		if werr := l.send(c, b[:hold]); werr != nil {
 			return werr
 		}
-		if c.client {
-			s.p.bytesClient.Add(uint64(used))
-		} else {
-			s.p.bytesServer.Add(uint64(used))
-		}
+		c.relayed(hold)
+	}
+	if hold < used {
+		c.held = append(c.held[:0], b[hold:used]...)
 	}
 	if err != nil {
 		return err
@@ -348,6 +421,76 @@ func (l *loop) read(c *lconn) error {
 		if need-used > cap(c.in) {
 			c.in = grow(c.in, need-used)
 		}
+	}
+	if hold < used {
+		return l.pause(c)
+	}
+	return nil
+}
+
+func (c *lconn) relayed(n int) {
+	if c.client {
+		c.s.p.bytesClient.Add(uint64(n))
+	} else {
+		c.s.p.bytesServer.Add(uint64(n))
+	}
+}
+
+func (c *lconn) closedErr() error {
+	if c.client {
+		return errClientClosed
+	}
+	return errServerClosed
+}
+
+// pause stops reading c's session until its sync events are answered; c.held
+// goes on then (release).
+func (l *loop) pause(c *lconn) error {
+	lo := c.s.lo
+	lo.paused = c
+	if lo.waits.Load() == 0 { // answered already
+		return l.release(c.s)
+	}
+	if err := l.watch(c); err != nil {
+		return err
+	}
+	return l.watch(c.peer)
+}
+
+// release sends a paused session's held bytes on once its events are
+// answered, and goes on with what it had read after them.
+func (l *loop) release(s *session) error {
+	lo := s.lo
+	c := lo.paused
+	if c == nil || c.closed || lo.waits.Load() > 0 {
+		return nil
+	}
+	err := func() error {
+		lo.paused = nil
+		if err := l.send(c, c.held); err != nil {
+			return err
+		}
+		c.relayed(len(c.held))
+		if cap(c.held) > keepBuf {
+			c.held = nil
+		} else {
+			c.held = c.held[:0]
+		}
+		if len(c.in) > 0 {
+			if err := l.consume(c, c.in); err != nil {
+				return err
+			}
+		}
+		if lo.paused != nil {
+			return nil
+		}
+		if err := l.watch(c); err != nil {
+			return err
+		}
+		return l.watch(c.peer)
+	}()
+	if err != nil {
+		l.close(c, err)
 	}
 	return nil
 }
@@ -382,10 +525,10 @@ func (l *loop) send(c *lconn, p []byte) error {
 		}
 	}
 	d.out = append(d.out, p...)
-	if err := l.setMask(d, d.mask|syscall.EPOLLOUT); err != nil {
+	if err := l.watch(d); err != nil {
 		return err
 	}
-	return l.setMask(c, c.mask&^syscall.EPOLLIN)
+	return l.watch(c)
 }
 
 // flush writes what c's socket refused before; once all is out, the peer is
@@ -409,10 +552,23 @@ func (l *loop) flush(c *lconn) error {
 	} else {
 		c.out = c.out[:0]
 	}
-	if err := l.setMask(c, c.mask&^syscall.EPOLLOUT); err != nil {
+	if err := l.watch(c); err != nil {
 		return err
 	}
-	return l.setMask(c.peer, c.peer.mask|syscall.EPOLLIN)
+	return l.watch(c.peer)
+}
+
+// watch sets the epoll events c waits for: readable unless its peer's
+// socket is full or the session is paused, writable while bytes wait.
+func (l *loop) watch(c *lconn) error {
+	var m uint32
+	if len(c.peer.out) == 0 && c.s.lo.paused == nil {
+		m |= syscall.EPOLLIN
+	}
+	if len(c.out) > 0 {
+		m |= syscall.EPOLLOUT
+	}
+	return l.setMask(c, m)
 }
 
 func (l *loop) setMask(c *lconn, mask uint32) error {
@@ -465,65 +621,32 @@ func (l *loop) close(c *lconn, err error) {
 	syscall.Close(s.sfd)
 	s.cfd, s.sfd = -1, -1
 	s.connMu.Unlock()
+	s.onLoop = false // the DISCONNECT is the goroutine's, which may wait
 	close(s.loopDone)
 }
 
-// eject gives the session back to its goroutine (the stream went to sync
-// mode): the descriptors become net.Conns again, with what each side had
-// buffered.
-func (l *loop) eject(c *lconn) {
-	s := c.s
-	l.detach(c)
-	cl, sv := c, c.peer
-	if !c.client {
-		cl, sv = c.peer, c
+// loopSubmit hands an event of a session on a loop to the sink. In sync
+// mode the packet being shown is then held until the stream answers.
+func (s *session) loopSubmit(ev event.Event) {
+	if !s.p.syncMode() {
+		s.p.submit(ev, false)
+		return
 	}
-	s.ejected = &ejected{clientIn: cl.in, serverIn: sv.in, clientOut: cl.out, serverOut: sv.out}
-	s.onLoop = false
-	close(s.loopDone)
+	s.lo.waits.Add(1)
+	s.lo.hold = true
+	s.p.syncSink.SubmitNotify(ev, s.lo.notify)
 }
 
-// resume puts an ejected session back on net.Conns for the goroutine relay.
-func (s *session) resume() error {
-	e := s.ejected
-	s.ejected = nil
-	conv := func(fd *int, name string) (net.Conn, error) {
-		s.connMu.Lock()
-		defer s.connMu.Unlock()
-		f := os.NewFile(uintptr(*fd), name)
-		*fd = -1
-		defer f.Close()
-		return net.FileConn(f)
+// durable is the stream's answer to loopSubmit, from another goroutine.
+func (s *session) durable(err error) {
+	if err != nil && !errors.Is(err, pipeline.ErrNotDurable) {
+		s.p.dropped.Add(1) // not queued (the stream's loss window counts the late ones)
+	} else {
+		s.p.events.Add(1)
 	}
-	client, err := conv(&s.cfd, "client")
-	if err != nil {
-		return fmt.Errorf("client connection: %w", err)
+	if s.lo.waits.Add(-1) == 0 {
+		s.lo.l.wake(s)
 	}
-	server, err := conv(&s.sfd, "server")
-	if err != nil {
-		client.Close()
-		return fmt.Errorf("server connection: %w", err)
-	}
-	s.connMu.Lock()
-	s.rawClient, s.rawServer, s.client, s.server = client, server, client, server
-	closed := s.closed
-	s.connMu.Unlock()
-	if closed {
-		client.Close()
-		server.Close()
-		return errShutdown
-	}
-	if _, err := client.Write(e.clientOut); err != nil {
-		return fmt.Errorf("client connection: %w", err)
-	}
-	if _, err := server.Write(e.serverOut); err != nil {
-		return fmt.Errorf("server connection: %w", err)
-	}
-	s.cr = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(e.clientIn), client), bufSize)
-	s.sr = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(e.serverIn), server), bufSize)
-	s.cw = bufio.NewWriterSize(client, bufSize)
-	s.sw = bufio.NewWriterSize(server, bufSize)
-	return nil
 }
 
 // shutdownFDs wakes the loop of an adopted session so that it ends it.
@@ -539,42 +662,53 @@ func (s *session) shutdownFDs() {
 
 // clientInput shows the complete client packets at the start of b to the
 // state machine. It returns how many bytes they take and, when a packet is
-// incomplete, how large the buffer must be to hold it.
-func (s *session) clientInput(b []byte) (used, need int, err error) {
+// incomplete, how large the buffer must be to hold it. It stops after a
+// packet that submitted a sync-mode event; hold is then where that packet
+// starts, else -1.
+func (s *session) clientInput(b []byte) (used, hold, need int, err error) {
 	for {
 		end, seq, need, err := mysql.ScanPacket(b[used:], s.p.o.MaxPacket)
 		if err != nil {
-			return used, 0, &protoError{"client", err}
+			return used, -1, 0, &protoError{"client", err}
 		}
 		if end == 0 {
-			return used, used + need, nil
+			return used, -1, used + need, nil
 		}
 		if err := s.clientPacket(mysql.PacketPayload(b[used:used+end]), seq); err != nil {
-			return used, 0, &protoError{"client", err}
+			return used, -1, 0, &protoError{"client", err}
 		}
 		used += end
+		if s.lo != nil && s.lo.hold {
+			s.lo.hold = false
+			return used, used - end, 0, nil
+		}
 	}
 }
 
 // serverInput shows the complete server frames at the start of b to the
 // state machine, frame by frame as serverLoop does.
-func (s *session) serverInput(b []byte) (used, need int, err error) {
+func (s *session) serverInput(b []byte) (used, hold, need int, err error) {
 	for {
 		if len(b)-used < mysql.HeaderLen {
-			return used, used + mysql.HeaderLen, nil
+			return used, -1, used + mysql.HeaderLen, nil
 		}
 		n := int(b[used]) | int(b[used+1])<<8 | int(b[used+2])<<16
 		if err := s.checkServerFrame(n); err != nil {
-			return used, 0, err
+			return used, -1, 0, err
 		}
 		end := used + mysql.HeaderLen + n
 		if len(b) < end {
-			return used, end, nil
+			return used, -1, end, nil
 		}
 		s.serverFrameRead(n)
 		if err := s.serverFrame(b[used:end]); err != nil {
-			return used, 0, &protoError{"server", err}
+			return used, -1, 0, &protoError{"server", err}
 		}
+		start := used
 		used = end
+		if s.lo != nil && s.lo.hold {
+			s.lo.hold = false
+			return used, start, 0, nil
+		}
 	}
 }

@@ -2,6 +2,8 @@
 
 package proxy
 
+import "github.com/das-mysql/das/internal/event"
+
 // Event loops are Linux only (epoll): elsewhere every session keeps the
 // goroutine relay.
 type loops struct{}
@@ -10,6 +12,8 @@ func newLoops(*Proxy, int) *loops { return nil }
 
 func (*loops) adopt(*session) bool { return false }
 
-func (s *session) resume() error { return nil }
+type loopSession struct{ hold bool }
+
+func (s *session) loopSubmit(ev event.Event) { s.p.submit(ev, true) }
 
 func (s *session) shutdownFDs() {}

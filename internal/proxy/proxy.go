@@ -70,6 +70,11 @@ type SyncSink interface {
 	Sink
 	Sync() bool
 	SubmitWait(ctx context.Context, ev event.Event) error
+	// SubmitNotify is SubmitWait without blocking, for the event loops:
+	// done is called once, possibly before it returns, with nil when the
+	// event is durable or an error (wrapping pipeline.ErrNotDurable at the
+	// sync timeout).
+	SubmitNotify(ev event.Event, done func(error))
 }
 
 // UpstreamTLSMode says when the proxy speaks TLS to the server.
@@ -352,8 +357,14 @@ func (p *Proxy) Stats() Stats {
 func (p *Proxy) syncMode() bool { return p.syncSink != nil && p.syncSink.Sync() }
 
 // submit hands an event to the sink; a session on an event loop never
-// waits (sync mode moves it off the loop at its next packet).
-func (s *session) submit(ev event.Event) { s.p.submit(ev, !s.onLoop) }
+// waits (loopSubmit holds its answer instead).
+func (s *session) submit(ev event.Event) {
+	if s.onLoop {
+		s.loopSubmit(ev)
+		return
+	}
+	s.p.submit(ev, true)
+}
 
 func (p *Proxy) submit(ev event.Event, mayWait bool) {
 	if mayWait && p.syncMode() {

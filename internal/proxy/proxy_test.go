@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -822,11 +823,17 @@ func readPacketRaw(c net.Conn) ([]byte, uint8, error) {
 	return p, hdr[3], err
 }
 
-// switchSink is a SyncSink whose mode the test switches.
+// switchSink is a SyncSink whose mode the test switches. While holding,
+// SubmitNotify keeps its answers until the test releases them: events that
+// are not durable yet.
 type switchSink struct {
 	memSink
-	sync  atomic.Bool
-	waits atomic.Int64
+	sync    atomic.Bool
+	waits   atomic.Int64 // SubmitWait calls
+	notes   atomic.Int64 // SubmitNotify calls
+	holding atomic.Bool
+	hmu     sync.Mutex
+	held    []func(error)
 }
 
 func (s *switchSink) Sync() bool { return s.sync.Load() }
@@ -837,10 +844,50 @@ func (s *switchSink) SubmitWait(_ context.Context, e event.Event) error {
 	return nil
 }
 
-// TestMariaDBSyncSwitch: a session relayed by an event loop goes back to
-// its own goroutines when the stream turns to sync mode (a loop thread must
-// never wait for durability), without losing a byte either way.
-func TestMariaDBSyncSwitch(t *testing.T) {
+func (s *switchSink) SubmitNotify(e event.Event, done func(error)) {
+	s.notes.Add(1)
+	s.Submit(e)
+	if s.holding.Load() {
+		s.hmu.Lock()
+		s.held = append(s.held, done)
+		s.hmu.Unlock()
+		return
+	}
+	go done(nil) // from another goroutine, as the stream answers
+}
+
+// waitHeld waits until n answers are held.
+func (s *switchSink) waitHeld(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		s.hmu.Lock()
+		got := len(s.held)
+		s.hmu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d answers held, want %d", got, n)
+		}
+	}
+}
+
+// release answers what is held (durable) and stops holding.
+func (s *switchSink) release() {
+	s.holding.Store(false)
+	s.hmu.Lock()
+	held := s.held
+	s.held = nil
+	s.hmu.Unlock()
+	for _, done := range held {
+		done(nil)
+	}
+}
+
+// TestMariaDBSyncOnLoop: in sync mode a session stays on its event loop,
+// and the loop holds each answer until the stream says its event is durable
+// (a loop thread never waits), without losing a byte either way.
+func TestMariaDBSyncOnLoop(t *testing.T) {
 	srv := testenv.MariaDB(t)
 	sink := &switchSink{}
 	procs := runtime.GOMAXPROCS(0)
@@ -868,34 +915,137 @@ func TestMariaDBSyncSwitch(t *testing.T) {
 	if got := len(rows(t, db, big)); got != 20000 {
 		t.Fatalf("%d rows through the loop, want 20000", got)
 	}
+	if n := sink.notes.Load(); n != 0 {
+		t.Fatalf("%d sync submissions in async mode", n)
+	}
+
 	sink.sync.Store(true)
-	// The next packet moves the session off the loop; its statement and
-	// all later ones are submitted with SubmitWait.
 	if got := len(rows(t, db, big)); got != 20000 {
-		t.Fatalf("%d rows after the switch, want 20000", got)
+		t.Fatalf("%d rows in sync mode, want 20000", got)
 	}
-	if st := p.Stats(); st.SessionsOnLoops != 0 || st.SessionsActive != 1 {
-		t.Fatalf("session still on a loop in sync mode: %+v", st)
-	}
-	w := sink.waits.Load()
 	if got := rows(t, db, "SELECT COUNT(*) FROM seq_1_to_20000"); got[0][0] != "20000" {
-		t.Fatalf("count after the switch: %v", got)
+		t.Fatalf("count in sync mode: %v", got)
 	}
-	if sink.waits.Load() <= w {
-		t.Errorf("no SubmitWait in sync mode (%d waits)", sink.waits.Load())
+	if st := p.Stats(); st.SessionsOnLoops != 1 {
+		t.Fatalf("session left its loop in sync mode: %+v", st)
+	}
+	if n, w := sink.notes.Load(), sink.waits.Load(); n < 2 || w != 0 {
+		t.Fatalf("sync mode on a loop: %d SubmitNotify, %d SubmitWait; want every event through SubmitNotify", n, w)
 	}
 	if n := len(sink.filter(queryText(id, big))); n != 2 {
 		t.Errorf("%d events of the big SELECT, want 2", n)
 	}
+
+	// An answer is held while its event is not durable: a query, then a
+	// prepared statement's execution.
+	stmt, err := db.Prepare("SELECT ? + 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stmt.Close()
+	for _, c := range []struct {
+		name string
+		run  func() (string, error)
+		want string
+	}{
+		{"query", func() (string, error) {
+			var v string
+			return v, db.QueryRow("SELECT 'held until durable'").Scan(&v)
+		}, "held until durable"},
+		{"execute", func() (string, error) {
+			var v string
+			return v, stmt.QueryRow(41).Scan(&v)
+		}, "42"},
+	} {
+		sink.holding.Store(true)
+		type answer struct {
+			v   string
+			err error
+		}
+		got := make(chan answer, 1)
+		go func() {
+			v, err := c.run()
+			got <- answer{v, err}
+		}()
+		sink.waitHeld(t, 1)
+		select {
+		case a := <-got:
+			t.Fatalf("%s: the client had its answer (%q, %v) before the event was durable", c.name, a.v, a.err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		sink.release()
+		select {
+		case a := <-got:
+			if a.err != nil || a.v != c.want {
+				t.Fatalf("%s: answer %q, %v after the event was durable; want %q", c.name, a.v, a.err, c.want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no answer after the event was durable", c.name)
+		}
+	}
+
+	// Back to async: the session goes on, on the same loop.
+	sink.sync.Store(false)
+	notes := sink.notes.Load()
+	if got := len(rows(t, db, big)); got != 20000 {
+		t.Fatalf("%d rows after async again, want 20000", got)
+	}
+	if sink.notes.Load() != notes {
+		t.Error("sync submissions after the stream went back to async")
+	}
+	db.Close()
+	sink.wait(t, "DISCONNECT", bySession(id, event.CommandDisconnect))
 	// The loop has no session left: it stops and gives its P back.
 	for deadline := time.Now().Add(5 * time.Second); runtime.GOMAXPROCS(0) != procs; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("GOMAXPROCS %d after the loop's last session left, want %d", runtime.GOMAXPROCS(0), procs)
 		}
 	}
-	db.Close()
-	sink.wait(t, "DISCONNECT", bySession(id, event.CommandDisconnect))
 	if n := p.Stats().ProtocolErrors; n != 0 {
 		t.Errorf("%d protocol errors", n)
+	}
+}
+
+// TestMariaDBSyncHeldShutdown: Shutdown ends a session whose answer waits
+// for durability, and the late answer finds the session gone.
+func TestMariaDBSyncHeldShutdown(t *testing.T) {
+	srv := testenv.MariaDB(t)
+	sink := &switchSink{}
+	sink.sync.Store(true)
+	p := New(Options{Upstream: srv.Addr(), EventLoops: 1, ServerHost: "test-server"}, sink)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(context.Background(), ln)
+	db := openDB(t, config(testenv.TestUser, srv.UserPassword(), ln.Addr().String(), testenv.TestDatabase))
+	db.SetMaxOpenConns(1)
+	id := connectionID(t, db)
+	if st := p.Stats(); st.SessionsOnLoops != 1 {
+		t.Fatalf("sync session not on an event loop: %+v", st)
+	}
+	sink.holding.Store(true)
+	got := make(chan error, 1)
+	go func() {
+		var v string
+		got <- db.QueryRow("SELECT 'never answered'").Scan(&v)
+	}()
+	sink.waitHeld(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	_ = p.Shutdown(ctx) // the held session does not finish by itself
+	select {
+	case err := <-got:
+		if err == nil {
+			t.Fatal("the held query was answered although its event never became durable")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the client still waits %s after Shutdown", time.Since(start))
+	}
+	sink.release() // late: the loop has let the session go
+	sink.wait(t, "DISCONNECT", bySession(id, event.CommandDisconnect))
+	if st := p.Stats(); st.SessionsActive != 0 || st.SessionsOnLoops != 0 {
+		t.Errorf("after Shutdown: %+v", st)
 	}
 }

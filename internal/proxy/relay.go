@@ -19,15 +19,8 @@ import (
 func (s *session) relay() {
 	if s.p.loops.adopt(s) {
 		<-s.loopDone
-		if s.ejected == nil {
-			s.finish()
-			return
-		}
-		if err := s.resume(); err != nil {
-			s.end(err)
-			s.finish()
-			return
-		}
+		s.finish()
+		return
 	}
 	srvDone := make(chan error, 1)
 	go func() {

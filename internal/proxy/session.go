@@ -108,12 +108,11 @@ type session struct {
 	rawClient net.Conn
 	rawServer net.Conn
 	// cfd and sfd are the duplicated descriptors of a session on an event
-	// loop (-1 otherwise); loopDone is closed when the loop lets it go, and
-	// ejected then holds what it had buffered, if the session goes on.
+	// loop (-1 otherwise); loopDone is closed when the loop ends it.
 	cfd, sfd int
 	loopDone chan struct{}
-	ejected  *ejected
-	onLoop   bool // owned by the loop while set
+	onLoop   bool         // owned by the loop while set
+	lo       *loopSession // set once the session went onto a loop
 
 	// Owned by the relay goroutine of one direction each.
 	clientBytes, serverBytes uint64
@@ -225,12 +224,6 @@ func (s *session) closeConns() {
 		s.rawServer.Close()
 	}
 	s.shutdownFDs()
-}
-
-// ejected is what an event loop had buffered for a session it gave back.
-type ejected struct {
-	clientIn, serverIn   []byte // read, not yet relayed
-	clientOut, serverOut []byte // relayed, not yet written
 }
 
 // ---- connection phase ----

@@ -501,6 +501,54 @@ func (s *Stream) SubmitWait(ctx context.Context, ev event.Event) error {
 	return err
 }
 
+// SubmitNotify is SubmitWait for a caller that must not block (the proxy's
+// event loops): done is called once, with nil when the event is durable,
+// with an error wrapping pipeline.ErrNotDurable at the sync timeout (the
+// event stays queued and may still become durable), or with why it was not
+// taken. done may run before SubmitNotify returns.
+func (s *Stream) SubmitNotify(ev event.Event, done func(error)) {
+	s.mu.Lock()
+	w := s.writer
+	s.mu.Unlock()
+	if w == nil {
+		done(ErrNotRecording)
+		return
+	}
+	n := &syncNote{done: done, s: s}
+	n.t = time.AfterFunc(s.o.SyncTimeout, n.timeout)
+	if err := w.SubmitNotify(ev, n.durable); err != nil {
+		n.t.Stop()
+		n.fire(err)
+	}
+}
+
+// syncNote delivers one SubmitNotify outcome, whichever comes first: the
+// record's or the sync timeout.
+type syncNote struct {
+	once atomic.Bool
+	done func(error)
+	s    *Stream
+	t    *time.Timer
+}
+
+func (n *syncNote) fire(err error) {
+	if n.once.CompareAndSwap(false, true) {
+		n.done(err)
+	}
+}
+
+func (n *syncNote) durable(err error) {
+	n.t.Stop()
+	n.fire(err)
+}
+
+func (n *syncNote) timeout() {
+	if n.once.CompareAndSwap(false, true) {
+		n.s.syncTimeouts.Add(1) // still queued: it may yet become durable
+		n.done(fmt.Errorf("%w: sync timeout %s", pipeline.ErrNotDurable, n.s.o.SyncTimeout))
+	}
+}
+
 // Enqueue takes an event with backpressure (a file being replayed).
 func (s *Stream) Enqueue(ctx context.Context, ev event.Event) error {
 	s.mu.Lock()

@@ -447,3 +447,61 @@ func TestSyncTimeoutLossWindow(t *testing.T) {
 	}
 	waitFor(t, "the held event durable", func() bool { return s.Describe().Counters["events_durable"] >= 1 })
 }
+
+// TestSubmitNotify: the event loops' sync submission answers once: nil when
+// the event's record is durable, ErrNotDurable at the sync timeout while the
+// sink holds it (and not again when it becomes durable later), and
+// ErrNotRecording at once while the stream is stopped.
+func TestSubmitNotify(t *testing.T) {
+	l, err := streamlog.Open(t.TempDir(), streamlog.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	p, err := kms.OpenLocal(filepath.Join(t.TempDir(), "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := heldSink{streamlog.Records{L: l}, make(chan struct{})}
+	s := New(Options{
+		StreamID: "cluster-NOTENOTENOTENOTENOTENOTENO", Provider: p, MaxUses: 100, MaxAge: time.Hour,
+		Sink: sink, SyncTimeout: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+	})
+	ctx := context.Background()
+	defer s.Close(ctx)
+	answers := make(chan error, 4)
+	s.SubmitNotify(query("SELECT 'stopped'"), func(err error) { answers <- err })
+	if err := <-answers; !errors.Is(err, ErrNotRecording) {
+		t.Fatalf("SubmitNotify on a stopped stream: %v, want ErrNotRecording", err)
+	}
+	if _, err := s.Start(ctx, "sync"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	s.SubmitNotify(query("SELECT 'held'"), func(err error) { answers <- err })
+	select {
+	case err := <-answers:
+		if !errors.Is(err, pipeline.ErrNotDurable) || time.Since(start) < 250*time.Millisecond {
+			t.Fatalf("SubmitNotify on a held sink: %v after %s, want ErrNotDurable after the sync timeout", err, time.Since(start))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer after the sync timeout")
+	}
+	close(sink.release) // the held record becomes durable: no second answer
+	s.SubmitNotify(query("SELECT 'durable'"), func(err error) { answers <- err })
+	select {
+	case err := <-answers:
+		if err != nil {
+			t.Fatalf("SubmitNotify on a working sink: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer for a durable event")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if len(answers) != 0 {
+		t.Fatalf("%d answers more than one per event: %v", len(answers), <-answers)
+	}
+	if n := s.syncTimeouts.Load(); n != 1 {
+		t.Errorf("%d sync timeouts counted, want 1", n)
+	}
+}
