@@ -23,6 +23,9 @@
 #   ROTATE_SIZE=268435456       server_audit_file_rotate_size (rotations: 9)
 #   BASE_PORT=23406    MariaDB on BASE_PORT, das's admin API on +1
 #   DAS_ARGS=          extra das serve flags
+#   DAS_B_ARGS= DAS_B_BIN=   set either to add a leg audit+dasB, alternated
+#                      with the others: das with these flags instead, or
+#                      this das binary (to compare builds in the same minutes)
 #   KEEP=1             keep the work directory (logs) after the run
 set -euo pipefail
 
@@ -171,10 +174,20 @@ log "building das"
 (cd "$(dirname "$0")/.." && go build -o "$WORK/das" ./cmd/das) || die "go build failed"
 DAS="$WORK/das"
 
-start_das() { # data dir
+LEGS="plain audit audit+das"
+if [ -n "${DAS_B_ARGS:-}${DAS_B_BIN:-}" ]; then
+	LEGS="$LEGS audit+dasB"
+fi
+
+start_das() { # data dir, leg
+	local bin=$DAS args=${DAS_ARGS:-}
+	if [ "$2" = audit+dasB ]; then
+		bin=${DAS_B_BIN:-$DAS} args=${DAS_B_ARGS:-}
+	fi
 	# --upstream-tls off: with no proxy there is no upstream to make TLS for.
-	"$DAS" serve --listen "" --audit-log "$AUDIT_LOG" --data-dir "$1" --upstream-tls off \
-		--admin-listen "$HOST:$ADMIN_PORT" --log-level warn ${DAS_ARGS:-} >"$1.log" 2>&1 &
+	# shellcheck disable=SC2086 # args are words
+	"$bin" serve --listen "" --audit-log "$AUDIT_LOG" --data-dir "$1" --upstream-tls off \
+		--admin-listen "$HOST:$ADMIN_PORT" --log-level warn $args >"$1.log" 2>&1 &
 	DAS_PID=$!
 	wait_port "$ADMIN_PORT" das "$DAS_PID"
 }
@@ -206,16 +219,16 @@ RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 printf '%-10s %5s %10s %9s %12s %12s %s\n' leg round QPS p95_ms queries audit_lines das
 for round in $(seq 1 "$ROUNDS"); do
-	for leg in plain audit audit+das; do
+	for leg in $LEGS; do
 		note=
 		case $leg in
 		plain) fresh_audit OFF ;;
 		*) fresh_audit ON ;;
 		esac
-		dd="${DAS_DATA_ROOT:-$WORK}/das-data.$round"
-		if [ "$leg" = audit+das ]; then
+		dd="${DAS_DATA_ROOT:-$WORK}/das-data.$leg.$round"
+		if [ "${leg#audit+das}" != "$leg" ]; then
 			rm -rf "$dd"
-			start_das "$dd"
+			start_das "$dd" "$leg"
 		fi
 		out="$WORK/$leg.$round.log"
 		if ! sb "$BENCH_TIME" run >"$out" 2>&1; then
@@ -229,7 +242,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		if [ "$leg" != plain ]; then
 			lines=$(audit_lines)
 		fi
-		if [ "$leg" = audit+das ]; then
+		if [ "${leg#audit+das}" != "$leg" ]; then
 			# How far behind das was the moment sysbench ended, then how long
 			# it took to read the rest.
 			read_at_end=$(counter "$dd" audit_lines)
@@ -253,7 +266,7 @@ for round in $(seq 1 "$ROUNDS"); do
 			logq=$(audit_queries)
 			dasq=$(env -u DAS_CPUPROFILE "$DAS" consume --from "$dd" --data-dir "$dd" --command QUERY 2>"$dd.consume.err" | wc -l)
 			note="behind at end: $((lines - read_at_end)) lines ($lag_bytes bytes), caught up in ${catchup}s; das CPU ${cpu}s ($(nproc) cores); lost bytes $lost; QUERY lines $logq, das QUERY events $dasq"
-			printf 'das\t%s\t%s\t%s\t%s\t%s\n' "$round" "$((lines - read_at_end))" "$lag_bytes" "$catchup" "$((dasq - logq))" >>"$WORK/das.tsv"
+			printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$leg" "$round" "$((lines - read_at_end))" "$lag_bytes" "$catchup" "$((dasq - logq))" >>"$WORK/das.tsv"
 		fi
 		printf '%-10s %5s %10s %9s %12s %12s %s\n' "$leg" "$round" "$qps" "$p95" "$queries" "$lines" "$note"
 		printf '%s\t%s\t%s\t%s\n' "$leg" "$round" "$qps" "$p95" >>"$RESULTS"
@@ -266,13 +279,15 @@ echo "means over $ROUNDS round(s), ${BENCH_TIME}s each, $WORKLOAD, $THREADS thre
 awk -F'\t' '
 	{ q[$1] += $3; p[$1] += $4; n[$1]++ }
 	END {
-		split("plain audit audit+das", legs, " ")
-		for (i = 1; i <= 3; i++) {
+		nl = split("plain audit audit+das audit+dasB", legs, " ")
+		for (i = 1; i <= nl; i++) {
+			if (!n[legs[i]]) continue
 			k = legs[i]; Q[k] = q[k] / n[k]; P[k] = p[k] / n[k]
 			printf "  %-10s QPS %10.1f  p95 %7.3f ms\n", k, Q[k], P[k]
 		}
 		printf "  audit/plain          QPS %.3f  (the plugin'"'"'s own cost)\n", Q["audit"] / Q["plain"]
 		printf "  (audit+das)/audit    QPS %.3f  (das'"'"'s cost; target >= 0.95)\n", Q["audit+das"] / Q["audit"]
 		printf "  (audit+das)/plain    QPS %.3f\n", Q["audit+das"] / Q["plain"]
+		if (n["audit+dasB"]) printf "  (audit+dasB)/audit   QPS %.3f  (das B: DAS_B_ARGS / DAS_B_BIN)\n", Q["audit+dasB"] / Q["audit"]
 	}' "$RESULTS"
-awk -F'\t' '{ printf "  das round %s: %s lines behind (%s bytes) when sysbench ended, caught up in %ss; stream QUERY events - log QUERY lines = %s\n", $2, $3, $4, $5, $6 }' "$WORK/das.tsv"
+awk -F'\t' '{ printf "  %s round %s: %s lines behind (%s bytes) when sysbench ended, caught up in %ss; stream QUERY events - log QUERY lines = %s\n", $1, $2, $3, $4, $5, $6 }' "$WORK/das.tsv"

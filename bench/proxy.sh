@@ -17,6 +17,10 @@
 #                      local KMS, local log; "none": the das leg is skipped
 #   DAS_ARGS=          extra das serve flags, e.g. "--mode sync"
 #   DAS_SINK=local     local, or kafka (an in-process Kafka cluster, bench/kfake)
+#   DAS_B_ARGS=        with the default DAS_CMD: also run a second das (leg
+#                      dasB, port BASE_PORT+3, its own data dir and topic) with
+#                      these flags instead of DAS_ARGS, e.g. "--mode sync", to
+#                      compare two settings in the same minutes
 #   KEEP=1             keep the work directory (logs) after the run
 #   ONLY=              targets to run, e.g. "das" for the 5-minute memory run
 #                      (BENCH_TIME=300 ROUNDS=1 ONLY=das WORKLOADS=oltp_read_only)
@@ -173,9 +177,21 @@ if [ -z "$DAS_CMD" ]; then
 		exec 7>"$WORK/kfake.in" # kfake runs while this stays open
 		for _ in $(seq 50); do [ -s "$WORK/kfake.addr" ] && break; sleep 0.1; done
 		SINK_ARGS="--sink kafka://$(head -1 "$WORK/kfake.addr")/das-bench"
+		SINK_B_ARGS="${SINK_ARGS}-b"
 		log "kafka (kfake) at $(head -1 "$WORK/kfake.addr")"
 	fi
 	DAS_CMD="$WORK/das serve --listen \$DAS_LISTEN --upstream \$DAS_UPSTREAM --data-dir \$DAS_DATA_DIR --upstream-tls off --admin-listen 127.0.0.1:0 --log-level warn $SINK_ARGS ${DAS_ARGS:-}"
+	if [ -n "${DAS_B_ARGS:-}" ]; then
+		DAS_B_PORT=$((BASE_PORT + 3))
+		port_busy "$DAS_B_PORT" && die "port $DAS_B_PORT on $HOST is in use; set BASE_PORT"
+		mkdir -p "$WORK/das-data-b"
+		"$WORK/das" serve --listen "$HOST:$DAS_B_PORT" --upstream "$HOST:$DB_PORT" --data-dir "$WORK/das-data-b" \
+			--upstream-tls off --admin-listen 127.0.0.1:0 --log-level warn ${SINK_B_ARGS:-} $DAS_B_ARGS >"$WORK/das-b.log" 2>&1 &
+		PIDS+=($!)
+		DAS_B_PID=$!
+		wait_port "$DAS_B_PORT" dasB "$DAS_B_PID"
+		log "dasB on $HOST:$DAS_B_PORT (pid $DAS_B_PID): $DAS_B_ARGS"
+	fi
 fi
 if [ "$DAS_CMD" != none ]; then
 	export DAS_LISTEN="$HOST:$DAS_PORT" DAS_UPSTREAM="$HOST:$DB_PORT" DAS_DATA_DIR="$WORK/das-data"
@@ -186,6 +202,7 @@ if [ "$DAS_CMD" != none ]; then
 	wait_port "$DAS_PORT" das "$DAS_PID"
 	log "das on $DAS_LISTEN -> $DAS_UPSTREAM (pid $DAS_PID): $DAS_CMD"
 	TARGETS+=(das)
+	[ -n "${DAS_B_PID:-}" ] && TARGETS+=(dasB)
 else
 	log "das leg skipped: DAS_CMD=none"
 fi
@@ -196,6 +213,7 @@ port_of() {
 	direct) echo "$DB_PORT" ;;
 	haproxy) echo "$HAPROXY_PORT" ;;
 	das) echo "$DAS_PORT" ;;
+	dasB) echo "$DAS_B_PORT" ;;
 	esac
 }
 
@@ -242,6 +260,7 @@ for round in $(seq 1 "$ROUNDS"); do
 			case $target in
 			haproxy) pid=$HAPROXY_PID ;;
 			das) pid=$DAS_PID ;;
+			dasB) pid=$DAS_B_PID ;;
 			esac
 			before=$(proc_cost "$pid")
 			# RSS every 5 s while the run lasts: a leak shows as a climb.
@@ -291,6 +310,10 @@ awk -F'\t' -v targets="${TARGETS[*]}" '
 				printf "  %-18s haproxy/direct QPS %.3f  p95 added %+.0f us\n", w, Q["haproxy"] / Q["direct"], (P["haproxy"] - P["direct"]) * 1000
 			if (("das" in Q) && ("haproxy" in Q))
 				printf "  %-18s das/haproxy    QPS %.3f  p95 added %+.0f us\n", w, Q["das"] / Q["haproxy"], (P["das"] - P["haproxy"]) * 1000
+			if (("dasB" in Q) && ("haproxy" in Q))
+				printf "  %-18s dasB/haproxy   QPS %.3f  p95 added %+.0f us\n", w, Q["dasB"] / Q["haproxy"], (P["dasB"] - P["haproxy"]) * 1000
+			if (("dasB" in Q) && ("das" in Q))
+				printf "  %-18s dasB/das       QPS %.3f\n", w, Q["dasB"] / Q["das"]
 			delete Q; delete P
 		}
 	}' "$RESULTS"
