@@ -21,6 +21,8 @@
 #                      dasB, port BASE_PORT+3, its own data dir and topic) with
 #                      these flags instead of DAS_ARGS, e.g. "--mode sync", to
 #                      compare two settings in the same minutes
+#   DAS_B_BIN=         the das binary of leg dasB (default: this checkout's),
+#                      to compare two builds in the same minutes
 #   KEEP=1             keep the work directory (logs) after the run
 #   ONLY=              targets to run, e.g. "das" for the 5-minute memory run
 #                      (BENCH_TIME=300 ROUNDS=1 ONLY=das WORKLOADS=oltp_read_only)
@@ -181,12 +183,12 @@ if [ -z "$DAS_CMD" ]; then
 		log "kafka (kfake) at $(head -1 "$WORK/kfake.addr")"
 	fi
 	DAS_CMD="$WORK/das serve --listen \$DAS_LISTEN --upstream \$DAS_UPSTREAM --data-dir \$DAS_DATA_DIR --upstream-tls off --admin-listen 127.0.0.1:0 --log-level warn $SINK_ARGS ${DAS_ARGS:-}"
-	if [ -n "${DAS_B_ARGS:-}" ]; then
+	if [ -n "${DAS_B_ARGS:-}${DAS_B_BIN:-}" ]; then
 		DAS_B_PORT=$((BASE_PORT + 3))
 		port_busy "$DAS_B_PORT" && die "port $DAS_B_PORT on $HOST is in use; set BASE_PORT"
 		mkdir -p "$WORK/das-data-b"
-		"$WORK/das" serve --listen "$HOST:$DAS_B_PORT" --upstream "$HOST:$DB_PORT" --data-dir "$WORK/das-data-b" \
-			--upstream-tls off --admin-listen 127.0.0.1:0 --log-level warn ${SINK_B_ARGS:-} $DAS_B_ARGS >"$WORK/das-b.log" 2>&1 &
+		"${DAS_B_BIN:-$WORK/das}" serve --listen "$HOST:$DAS_B_PORT" --upstream "$HOST:$DB_PORT" --data-dir "$WORK/das-data-b" \
+			--upstream-tls off --admin-listen 127.0.0.1:0 --log-level warn ${SINK_B_ARGS:-} ${DAS_B_ARGS:-} >"$WORK/das-b.log" 2>&1 &
 		PIDS+=($!)
 		DAS_B_PID=$!
 		wait_port "$DAS_B_PORT" dasB "$DAS_B_PID"

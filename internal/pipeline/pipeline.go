@@ -278,9 +278,13 @@ func (w *Writer) signal(c chan struct{}) {
 }
 
 // syncInflight is how many records holding sync-mode events may wait for
-// the sink at once: two lets the next record be sealed while the previous
-// one commits, and the sink still groups them (one fsync, one produce).
-const syncInflight = 2
+// the sink at once. One: the sync events that arrive while a record commits
+// are sealed together after it, so that records are as large as the load
+// makes them. Each record costs a signature (a P-384 nonce, ~250 µs); with
+// two in flight, records were half as large and 64 sessions got 12% fewer
+// statements through on a 2-core machine, and 8 sessions no more
+// (docs/PERFORMANCE.md).
+const syncInflight = 1
 
 var errQueueFull = errors.New("pipeline: queue full, event dropped")
 

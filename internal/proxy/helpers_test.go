@@ -96,6 +96,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 func startProxy(t testing.TB, o Options) (*Proxy, string, *memSink) {
 	t.Helper()
 	sink := &memSink{}
+	p, addr := startProxyWith(t, o, sink)
+	return p, addr, sink
+}
+
+// startProxyWith is startProxy with the caller's sink.
+func startProxyWith(t testing.TB, o Options, sink Sink) (*Proxy, string) {
+	t.Helper()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
@@ -122,7 +129,7 @@ func startProxy(t testing.TB, o Options) (*Proxy, string, *memSink) {
 			t.Errorf("%d sessions panicked", n)
 		}
 	})
-	return p, ln.Addr().String(), sink
+	return p, ln.Addr().String()
 }
 
 // dialRecorder is a go-sql-driver DialFunc that keeps the connections.

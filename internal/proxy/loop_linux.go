@@ -346,9 +346,19 @@ func (l *loop) serve(c *lconn, events uint32) {
 	if !failed && (events&syscall.EPOLLIN == 0 || c.mask&syscall.EPOLLIN == 0) {
 		return
 	}
-	if failed && s.lo.paused != nil {
-		// What it would read now must not pass the held answer.
-		l.close(c, c.closedErr())
+	if s.lo.paused != nil {
+		if failed {
+			// What it would read now must not pass the held answer.
+			l.close(c, c.closedErr())
+			return
+		}
+		// Bytes came while the session waits (a pipelined command): they
+		// wait too. Masks change only now, not at every pause: a client
+		// waiting for its answer sends nothing, so most pauses need no
+		// epoll_ctl at all.
+		if err := l.watch(c); err != nil {
+			l.close(c, err)
+		}
 		return
 	}
 	if err := l.read(c); err != nil {
@@ -384,28 +394,29 @@ func (l *loop) read(c *lconn) error {
 
 // consume shows the complete packets at the start of b, read from c, to
 // the state machine and relays them; b is the loop's buffer or c.in. When a
-// packet submitted a sync-mode event, that packet is held and the session
-// paused; what follows it waits in c.in.
+// packet submitted a sync-mode event, the packets up to it are held, not
+// relayed, and the session paused; what follows waits in c.in. Holding the
+// ones before it too (rows, column definitions) costs the client nothing,
+// since its answer is not complete without the last, and saves a write and
+// a wake-up of the client per statement.
 func (l *loop) consume(c *lconn, b []byte) error {
 	s := c.s
-	var used, hold, need int
+	var used, need int
+	var hold bool
 	var err error
 	if c.client {
 		used, hold, need, err = s.clientInput(b)
 	} else {
 		used, hold, need, err = s.serverInput(b)
 	}
-	if hold < 0 {
-		hold = used
-	}
-	if hold > 0 {
-		if werr := l.send(c, b[:hold]); werr != nil {
+	switch {
+	case hold:
+		c.held = append(c.held[:0], b[:used]...)
+	case used > 0:
+		if werr := l.send(c, b[:used]); werr != nil {
 			return werr
 		}
-		c.relayed(hold)
-	}
-	if hold < used {
-		c.held = append(c.held[:0], b[hold:used]...)
+		c.relayed(used)
 	}
 	if err != nil {
 		return err
@@ -422,7 +433,7 @@ func (l *loop) consume(c *lconn, b []byte) error {
 			c.in = grow(c.in, need-used)
 		}
 	}
-	if hold < used {
+	if hold {
 		return l.pause(c)
 	}
 	return nil
@@ -443,18 +454,16 @@ func (c *lconn) closedErr() error {
 	return errServerClosed
 }
 
-// pause stops reading c's session until its sync events are answered; c.held
-// goes on then (release).
+// pause stops relaying c's session until its sync events are answered;
+// c.held goes on then (release). Its sides stay watched: serve stops
+// reading one only if bytes come meanwhile.
 func (l *loop) pause(c *lconn) error {
 	lo := c.s.lo
 	lo.paused = c
 	if lo.waits.Load() == 0 { // answered already
 		return l.release(c.s)
 	}
-	if err := l.watch(c); err != nil {
-		return err
-	}
-	return l.watch(c.peer)
+	return nil
 }
 
 // release sends a paused session's held bytes on once its events are
@@ -663,52 +672,50 @@ func (s *session) shutdownFDs() {
 // clientInput shows the complete client packets at the start of b to the
 // state machine. It returns how many bytes they take and, when a packet is
 // incomplete, how large the buffer must be to hold it. It stops after a
-// packet that submitted a sync-mode event; hold is then where that packet
-// starts, else -1.
-func (s *session) clientInput(b []byte) (used, hold, need int, err error) {
+// packet that submitted a sync-mode event, and says to hold what it used.
+func (s *session) clientInput(b []byte) (used int, hold bool, need int, err error) {
 	for {
 		end, seq, need, err := mysql.ScanPacket(b[used:], s.p.o.MaxPacket)
 		if err != nil {
-			return used, -1, 0, &protoError{"client", err}
+			return used, false, 0, &protoError{"client", err}
 		}
 		if end == 0 {
-			return used, -1, used + need, nil
+			return used, false, used + need, nil
 		}
 		if err := s.clientPacket(mysql.PacketPayload(b[used:used+end]), seq); err != nil {
-			return used, -1, 0, &protoError{"client", err}
+			return used, false, 0, &protoError{"client", err}
 		}
 		used += end
 		if s.lo != nil && s.lo.hold {
 			s.lo.hold = false
-			return used, used - end, 0, nil
+			return used, true, 0, nil
 		}
 	}
 }
 
 // serverInput shows the complete server frames at the start of b to the
 // state machine, frame by frame as serverLoop does.
-func (s *session) serverInput(b []byte) (used, hold, need int, err error) {
+func (s *session) serverInput(b []byte) (used int, hold bool, need int, err error) {
 	for {
 		if len(b)-used < mysql.HeaderLen {
-			return used, -1, used + mysql.HeaderLen, nil
+			return used, false, used + mysql.HeaderLen, nil
 		}
 		n := int(b[used]) | int(b[used+1])<<8 | int(b[used+2])<<16
 		if err := s.checkServerFrame(n); err != nil {
-			return used, -1, 0, err
+			return used, false, 0, err
 		}
 		end := used + mysql.HeaderLen + n
 		if len(b) < end {
-			return used, -1, end, nil
+			return used, false, end, nil
 		}
 		s.serverFrameRead(n)
 		if err := s.serverFrame(b[used:end]); err != nil {
-			return used, -1, 0, &protoError{"server", err}
+			return used, false, 0, &protoError{"server", err}
 		}
-		start := used
 		used = end
 		if s.lo != nil && s.lo.hold {
 			s.lo.hold = false
-			return used, start, 0, nil
+			return used, true, 0, nil
 		}
 	}
 }

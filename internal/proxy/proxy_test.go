@@ -625,87 +625,104 @@ func TestMariaDB(t *testing.T) {
 		}
 	})
 
-	t.Run("RawCursorPipelineChangeUser", func(t *testing.T) {
-		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
-		rc := dialRaw(t, addr, testenv.TestUser, srv.UserPassword(), testenv.TestDatabase)
-		id := sink.wait(t, "CONNECT", func(e event.Event) bool { return e.Command == event.CommandConnect }).SessionID
+	// Async, and sync on the event loop (every answer held until the
+	// sink's answer), with the same bytes either way.
+	for _, syncMode := range []bool{false, true} {
+		t.Run(fmt.Sprintf("RawCursorPipelineChangeUser/sync=%v", syncMode), func(t *testing.T) {
+			sw := &switchSink{}
+			sw.sync.Store(syncMode)
+			p, addr := startProxyWith(t, Options{Upstream: srv.Addr()}, sw)
+			sink := &sw.memSink
+			defer func() {
+				// Only the login's CONNECT and the DISCONNECT are the
+				// session goroutine's; everything between is the loop's.
+				if syncMode && (sw.notes.Load() == 0 || sw.waits.Load() > 2) {
+					t.Errorf("sync mode: %d SubmitNotify, %d SubmitWait", sw.notes.Load(), sw.waits.Load())
+				}
+				if n := p.Stats().ProtocolErrors; n != 0 {
+					t.Errorf("%d protocol errors", n)
+				}
+			}()
+			rc := dialRaw(t, addr, testenv.TestUser, srv.UserPassword(), testenv.TestDatabase)
+			id := sink.wait(t, "CONNECT", func(e event.Event) bool { return e.Command == event.CommandConnect }).SessionID
 
-		// A cursor: the execute is recorded once the rows are fetched.
-		const q = "SELECT seq FROM seq_1_to_10"
-		evs := rc.command(append([]byte{byte(mysql.ComStmtPrepare)}, q...))
-		if len(evs) != 1 || evs[0].Kind != mysql.EventPrepared {
-			t.Fatalf("prepare: %+v", evs)
-		}
-		stmtID := evs[0].Stmt.ID
-		exec := binary.LittleEndian.AppendUint32([]byte{byte(mysql.ComStmtExecute)}, stmtID)
-		exec = append(exec, mysql.CursorTypeReadOnly, 1, 0, 0, 0)
-		if evs := rc.command(exec); len(evs) != 1 || !evs[0].Cursor {
-			t.Fatalf("execute with a cursor: %+v", evs)
-		}
-		fetched := 0
-		for range 10 {
-			evs := rc.command(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32([]byte{byte(mysql.ComStmtFetch)}, stmtID), 4))
-			fetched += int(evs[0].Rows)
-			if evs[0].OK.Status&mysql.StatusLastRowSent != 0 {
-				break
+			// A cursor: the execute is recorded once the rows are fetched.
+			const q = "SELECT seq FROM seq_1_to_10"
+			evs := rc.command(append([]byte{byte(mysql.ComStmtPrepare)}, q...))
+			if len(evs) != 1 || evs[0].Kind != mysql.EventPrepared {
+				t.Fatalf("prepare: %+v", evs)
 			}
-		}
-		if fetched != 10 {
-			t.Fatalf("fetched %d rows", fetched)
-		}
-		if e := sink.wait(t, "cursor execute", queryText(id, q)); e.RowCount != 10 || e.ExitCode != "0" {
-			t.Errorf("cursor execute event:\n%s", dumpEvents([]event.Event{e}))
-		}
+			stmtID := evs[0].Stmt.ID
+			exec := binary.LittleEndian.AppendUint32([]byte{byte(mysql.ComStmtExecute)}, stmtID)
+			exec = append(exec, mysql.CursorTypeReadOnly, 1, 0, 0, 0)
+			if evs := rc.command(exec); len(evs) != 1 || !evs[0].Cursor {
+				t.Fatalf("execute with a cursor: %+v", evs)
+			}
+			fetched := 0
+			for range 10 {
+				evs := rc.command(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32([]byte{byte(mysql.ComStmtFetch)}, stmtID), 4))
+				fetched += int(evs[0].Rows)
+				if evs[0].OK.Status&mysql.StatusLastRowSent != 0 {
+					break
+				}
+			}
+			if fetched != 10 {
+				t.Fatalf("fetched %d rows", fetched)
+			}
+			if e := sink.wait(t, "cursor execute", queryText(id, q)); e.RowCount != 10 || e.ExitCode != "0" {
+				t.Errorf("cursor execute event:\n%s", dumpEvents([]event.Event{e}))
+			}
 
-		// Pipelined commands: both sent before either answer is read.
-		var b []byte
-		for _, q := range []string{"SELECT seq FROM seq_1_to_3", "DO 1", "SELECT * FROM nope"} {
-			p := append([]byte{byte(mysql.ComQuery)}, q...)
-			if _, err := rc.ms.ClientCommand(p); err != nil {
-				t.Fatal(err)
+			// Pipelined commands: both sent before either answer is read.
+			var b []byte
+			for _, q := range []string{"SELECT seq FROM seq_1_to_3", "DO 1", "SELECT * FROM nope"} {
+				p := append([]byte{byte(mysql.ComQuery)}, q...)
+				if _, err := rc.ms.ClientCommand(p); err != nil {
+					t.Fatal(err)
+				}
+				b, _ = mysql.AppendPacket(b, 0, p)
 			}
-			b, _ = mysql.AppendPacket(b, 0, p)
-		}
-		rc.c.Write(b)
-		for rc.ms.InFlight() > 0 {
-			p, _ := rc.read()
-			if _, err := rc.ms.ServerPacket(p); err != nil {
-				t.Fatal(err)
+			rc.c.Write(b)
+			for rc.ms.InFlight() > 0 {
+				p, _ := rc.read()
+				if _, err := rc.ms.ServerPacket(p); err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
-		if e := sink.wait(t, "pipelined 1", queryText(id, "SELECT seq FROM seq_1_to_3")); e.RowCount != 3 {
-			t.Errorf("pipelined SELECT rows %d", e.RowCount)
-		}
-		sink.wait(t, "pipelined 2", queryText(id, "DO 1"))
-		if e := sink.wait(t, "pipelined 3", queryText(id, "SELECT * FROM nope")); e.ExitCode != "1146" {
-			t.Errorf("pipelined error exit %s", e.ExitCode)
-		}
+			if e := sink.wait(t, "pipelined 1", queryText(id, "SELECT seq FROM seq_1_to_3")); e.RowCount != 3 {
+				t.Errorf("pipelined SELECT rows %d", e.RowCount)
+			}
+			sink.wait(t, "pipelined 2", queryText(id, "DO 1"))
+			if e := sink.wait(t, "pipelined 3", queryText(id, "SELECT * FROM nope")); e.ExitCode != "1146" {
+				t.Errorf("pipelined error exit %s", e.ExitCode)
+			}
 
-		// COM_CHANGE_USER: a new CONNECT; later events carry the new user.
-		if p := rc.changeUser("root", srv.RootPassword(), "db2"); !mysql.IsOK(p) {
-			t.Fatalf("change user: %q", p)
-		}
-		cu := sink.wait(t, "CONNECT of root", func(e event.Event) bool {
-			return e.SessionID == id && e.Command == event.CommandConnect && e.DBUserName == "root"
+			// COM_CHANGE_USER: a new CONNECT; later events carry the new user.
+			if p := rc.changeUser("root", srv.RootPassword(), "db2"); !mysql.IsOK(p) {
+				t.Fatalf("change user: %q", p)
+			}
+			cu := sink.wait(t, "CONNECT of root", func(e event.Event) bool {
+				return e.SessionID == id && e.Command == event.CommandConnect && e.DBUserName == "root"
+			})
+			if cu.DatabaseName != "db2" {
+				t.Errorf("CONNECT after change user: database %q", cu.DatabaseName)
+			}
+			rc.ms = mysql.NewSession(rc.caps)
+			rc.command(append([]byte{byte(mysql.ComQuery)}, "SELECT 2"...))
+			if e := sink.wait(t, "query as root", queryText(id, "SELECT 2")); e.DBUserName != "root" || e.DatabaseName != "db2" {
+				t.Errorf("query after change user:\n%s", dumpEvents([]event.Event{e}))
+			}
+			if p := rc.changeUser(testenv.TestUser, "wrong", ""); !mysql.IsERR(p) {
+				t.Fatalf("change user with a wrong password: %q", p)
+			}
+			f := sink.wait(t, "FAILED_CONNECT", bySession(id, event.CommandFailedConnect))
+			if f.DBUserName != testenv.TestUser || f.ExitCode != "1045" {
+				t.Errorf("failed change user:\n%s", dumpEvents([]event.Event{f}))
+			}
+			rc.c.Close()
+			sink.wait(t, "DISCONNECT", bySession(id, event.CommandDisconnect))
 		})
-		if cu.DatabaseName != "db2" {
-			t.Errorf("CONNECT after change user: database %q", cu.DatabaseName)
-		}
-		rc.ms = mysql.NewSession(rc.caps)
-		rc.command(append([]byte{byte(mysql.ComQuery)}, "SELECT 2"...))
-		if e := sink.wait(t, "query as root", queryText(id, "SELECT 2")); e.DBUserName != "root" || e.DatabaseName != "db2" {
-			t.Errorf("query after change user:\n%s", dumpEvents([]event.Event{e}))
-		}
-		if p := rc.changeUser(testenv.TestUser, "wrong", ""); !mysql.IsERR(p) {
-			t.Fatalf("change user with a wrong password: %q", p)
-		}
-		f := sink.wait(t, "FAILED_CONNECT", bySession(id, event.CommandFailedConnect))
-		if f.DBUserName != testenv.TestUser || f.ExitCode != "1045" {
-			t.Errorf("failed change user:\n%s", dumpEvents([]event.Event{f}))
-		}
-		rc.c.Close()
-		sink.wait(t, "DISCONNECT", bySession(id, event.CommandDisconnect))
-	})
+	}
 
 	t.Run("BadUpstream", func(t *testing.T) {
 		// A server that answers with garbage.
