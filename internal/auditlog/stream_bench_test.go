@@ -57,7 +57,6 @@ func BenchmarkFileToStream(b *testing.B) {
 	if err := os.WriteFile(path, buf, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	quiet := slog.New(slog.DiscardHandler)
 	p, err := kms.OpenLocal(filepath.Join(dir, "kms", "master.key"))
 	if err != nil {
 		b.Fatal(err)
@@ -65,7 +64,18 @@ func BenchmarkFileToStream(b *testing.B) {
 	const id = "cluster-BENCHBENCHBENCHBENCHBENCHBE"
 	keys := kms.NewKeyCache(p, dasrecord.ContextFor(id), 1000, time.Hour)
 	defer keys.Close()
-	b.SetBytes(int64(len(buf)))
+	for _, batch := range []int{1024, 4096} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			fileToStream(b, path, keys, batch, n, int64(len(buf)))
+		})
+	}
+}
+
+func fileToStream(b *testing.B, path string, keys *kms.KeyCache, batch, n int, size int64) {
+	const id = "cluster-BENCHBENCHBENCHBENCHBENCHBE"
+	quiet := slog.New(slog.DiscardHandler)
+	dir := b.TempDir() // per run: a reused state dir would resume at the end
+	b.SetBytes(size)
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := cpuTime()
@@ -79,7 +89,7 @@ func BenchmarkFileToStream(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		w := pipeline.New(sealer, streamlog.Records{L: l}, pipeline.Options{MaxEvents: 1024, Linger: 5 * time.Millisecond, QueueEvents: 65536, Logger: quiet})
+		w := pipeline.New(sealer, streamlog.Records{L: l}, pipeline.Options{MaxEvents: batch, Linger: 5 * time.Millisecond, QueueEvents: 65536, Logger: quiet})
 		tl, err := auditlog.New(auditlog.Options{Path: path, StateDir: filepath.Join(dir, fmt.Sprint("state", i)), Location: time.UTC, Logger: quiet})
 		if err != nil {
 			b.Fatal(err)
@@ -92,7 +102,7 @@ func BenchmarkFileToStream(b *testing.B) {
 			b.Fatal(err)
 		}
 		st := w.Stats()
-		if st.EventsDurable != n {
+		if st.EventsDurable != uint64(n) {
 			b.Fatalf("%d of %d events durable", st.EventsDurable, n)
 		}
 		records += st.Records

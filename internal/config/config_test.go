@@ -38,7 +38,7 @@ func TestLoad(t *testing.T) {
 		wantErr string // substring; the setting's name and the fix
 	}{
 		{name: "defaults", check: func(c Config) bool {
-			return c.DataDir == "./das-data" && c.KMS == "local" && c.Suite == "das" && c.BatchMaxEvents == 1024
+			return c.DataDir == "./das-data" && c.KMS == "local" && c.Suite == "das" && c.BatchMaxEvents == 4096
 		}},
 		{name: "file", file: "data_dir: /var/lib/das\nkms: aws\nkms_key_id: alias/das\nkms_region: eu-west-1\nlog_segment_bytes: 8MiB\ndata_key_max_age: 90s\n",
 			check: func(c Config) bool {

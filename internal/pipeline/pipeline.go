@@ -329,6 +329,11 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 		hbC = hb.C
 	}
 	lastActivity := w.o.Now()
+	// fit is how many events a record takes at most: MaxEvents, halved each
+	// time a record had to be split for the sink's size limit and doubled
+	// back by records sealed under half of it, so that a workload of large
+	// statements does not pay a wasted seal per record.
+	fit := w.o.MaxEvents
 
 	// seal makes one record of chunk (at most MaxEvents items) and hands
 	// it to the sink. A record over the sink's limit is not handed on: its
@@ -348,6 +353,7 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 			if len(chunk) > 1 {
 				w.splits.Add(1)
 				half := len(chunk) / 2
+				fit = max(1, min(fit, half))
 				seal(chunk[:half], 0)
 				seal(chunk[half:], 0)
 				return
@@ -360,6 +366,9 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 			chunk[0].ev = fitEvent(chunk[0].ev, len(s.Line), w.maxRecord)
 			seal(chunk, cuts+1)
 			return
+		}
+		if err == nil && w.maxRecord > 0 && len(s.Line) < w.maxRecord/2 && len(chunk) == fit {
+			fit = min(w.o.MaxEvents, 2*fit)
 		}
 		var dones []func(error)
 		var acks []func()
@@ -439,7 +448,7 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 		lingered = false
 		lastActivity = w.o.Now()
 		for i := 0; i < len(taken); {
-			chunk := taken[i:min(len(taken), i+w.o.MaxEvents)]
+			chunk := taken[i:min(len(taken), i+fit)]
 			seal(chunk, 0)
 			clear(chunk)
 			i += len(chunk)

@@ -444,6 +444,51 @@ func TestSplitsRecordsOverTheSinkLimit(t *testing.T) {
 	}
 }
 
+// After a split, records are made smaller at once: a workload of large
+// events does not pay a wasted seal on every record. Once records fit
+// easily again they grow back.
+func TestSplitsAdaptToTheSinkLimit(t *testing.T) {
+	sink := &limitSink{max: 2000}
+	w := New(&textSealer{}, sink, Options{MaxEvents: 64, Linger: time.Hour, QueueEvents: 100000})
+	ctx := context.Background()
+	const large = 64 * 20
+	for i := range large { // ~100-byte events: ~19 fit a record
+		if err := w.Enqueue(ctx, q(fmt.Sprintf("L%04d-%s", i, strings.Repeat("x", 90)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 64 * 8 { // tiny events: 64 fit easily
+		if err := w.Enqueue(ctx, q(fmt.Sprintf("s%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := w.Stats()
+	if st.EventsDurable != large+64*8 || st.EventsDropped != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Without adapting, each of the 20 full batches of large events splits
+	// three times (64 -> 32 -> 16).
+	if st.Splits > 6 {
+		t.Errorf("%d splits in %d records: the record size did not adapt", st.Splits, st.Records)
+	}
+	most := 0
+	for i, l := range sink.lines {
+		if len(l) > sink.max {
+			t.Fatalf("record %d is %d bytes, over %d", i, len(l), sink.max)
+		}
+		evs := strings.Split(strings.SplitN(string(l), "|", 3)[2], ";")
+		if strings.HasPrefix(evs[0], "s") {
+			most = max(most, len(evs))
+		}
+	}
+	if most != 64 {
+		t.Errorf("records of tiny events hold at most %d events, want 64: the size did not grow back", most)
+	}
+}
+
 // A sync submitter facing a full queue (the sink down for long) waits no
 // longer than its context, and the event is counted as dropped.
 func TestSubmitWaitDeadlineCoversAFullQueue(t *testing.T) {
