@@ -15,7 +15,8 @@
 # Settings (environment):
 #   BENCH_TIME=15      seconds per measured sysbench run
 #   WARMUP=5           seconds of warm-up (logging off), 0 to skip
-#   ROUNDS=2           alternation rounds (plain, audit, audit+das, plain, ...)
+#   ROUNDS=2           alternation rounds (plain, audit, audit+das; the next
+#                      round starts with audit, and so on)
 #   THREADS=8          sysbench threads
 #   WORKLOAD=oltp_point_select
 #   TABLES=4 TABLE_SIZE=10000   sysbench data set
@@ -23,9 +24,11 @@
 #   ROTATE_SIZE=268435456       server_audit_file_rotate_size (rotations: 9)
 #   BASE_PORT=23406    MariaDB on BASE_PORT, das's admin API on +1
 #   DAS_ARGS=          extra das serve flags
-#   DAS_B_ARGS= DAS_B_BIN=   set either to add a leg audit+dasB, alternated
-#                      with the others: das with these flags instead, or
-#                      this das binary (to compare builds in the same minutes)
+#   DAS_B_ARGS= DAS_B_BIN= DAS_B_DATA_ROOT=   set any to add a leg
+#                      audit+dasB, alternated with the others: das with these
+#                      flags instead, this das binary (to compare builds in the
+#                      same minutes), or its data dir under this directory
+#                      (e.g. /dev/shm: no fsync reaches the audit log's disk)
 #   KEEP=1             keep the work directory (logs) after the run
 set -euo pipefail
 
@@ -87,6 +90,10 @@ cleanup() {
 		log "work directory kept: $WORK"
 	else
 		rm -rf "$WORK"
+		# das data dirs put elsewhere (DAS_DATA_ROOT, DAS_B_DATA_ROOT)
+		for root in "${DAS_DATA_ROOT:-}" "${DAS_B_DATA_ROOT:-}"; do
+			[ -n "$root" ] && rm -rf "$root"/das-data.audit+das*.*
+		done
 	fi
 	exit "$rc"
 }
@@ -175,7 +182,7 @@ log "building das"
 DAS="$WORK/das"
 
 LEGS="plain audit audit+das"
-if [ -n "${DAS_B_ARGS:-}${DAS_B_BIN:-}" ]; then
+if [ -n "${DAS_B_ARGS:-}${DAS_B_BIN:-}${DAS_B_DATA_ROOT:-}" ]; then
 	LEGS="$LEGS audit+dasB"
 fi
 
@@ -219,13 +226,23 @@ RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 printf '%-10s %5s %10s %9s %12s %12s %s\n' leg round QPS p95_ms queries audit_lines das
 for round in $(seq 1 "$ROUNDS"); do
-	for leg in $LEGS; do
+	# Each round starts one leg later than the last: a leg's position
+	# in the round (which leg ran just before it) biased it by up to 10%.
+	read -r -a legs <<<"$LEGS"
+	order=()
+	for i in "${!legs[@]}"; do
+		order+=("${legs[$(((i + round - 1) % ${#legs[@]}))]}")
+	done
+	for leg in "${order[@]}"; do
 		note=
 		case $leg in
 		plain) fresh_audit OFF ;;
 		*) fresh_audit ON ;;
 		esac
 		dd="${DAS_DATA_ROOT:-$WORK}/das-data.$leg.$round"
+		if [ "$leg" = audit+dasB ] && [ -n "${DAS_B_DATA_ROOT:-}" ]; then
+			dd="$DAS_B_DATA_ROOT/das-data.$leg.$round"
+		fi
 		if [ "${leg#audit+das}" != "$leg" ]; then
 			rm -rf "$dd"
 			start_das "$dd" "$leg"

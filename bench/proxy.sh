@@ -256,7 +256,13 @@ fi
 printf '%-18s %-8s %5s %12s %9s %22s %12s\n' workload target round QPS p95_ms proxy_RSS_kB_min..max cpu_us/query
 for round in $(seq 1 "$ROUNDS"); do
 	for w in $WORKLOADS; do
-		for target in "${TARGETS[@]}"; do
+		# Each round starts one target later than the last, so that no
+		# target always runs right after the same one.
+		order=()
+		for i in "${!TARGETS[@]}"; do
+			order+=("${TARGETS[$(((i + round - 1) % ${#TARGETS[@]}))]}")
+		done
+		for target in "${order[@]}"; do
 			out="$WORK/$w.$target.$round.log"
 			pid=
 			case $target in

@@ -71,6 +71,7 @@ func startAuditServe(t *testing.T, args ...string) *auditServe {
 		if resp, err := hc.Get("http://" + s.admin + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				checkBatchScheduled(t, s.cmd.Process.Pid)
 				return s
 			}
 		}

@@ -9,12 +9,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
 	"github.com/das-mysql/das/internal/admin"
 	"github.com/das-mysql/das/internal/certs"
 	"github.com/das-mysql/das/internal/config"
+	"github.com/das-mysql/das/internal/cpusched"
 	"github.com/das-mysql/das/internal/embeddb"
 	"github.com/das-mysql/das/internal/events"
 	"github.com/das-mysql/das/internal/proxy"
@@ -87,6 +89,15 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		if ln, err = net.Listen("tcp", c.Listen); err != nil {
 			st.Close(context.Background())
 			return fmt.Errorf("listen: %w", err)
+		}
+	}
+	if ln == nil && runtime.GOOS == "linux" {
+		// Only audit logs: das is background work on the database's host
+		// (internal/cpusched says why).
+		if n, err := cpusched.Batch(); err != nil {
+			logger.Warn("das keeps normal scheduling", "err", err)
+		} else {
+			logger.Info("no proxy: das runs batch-scheduled, so that its work does not preempt the database's threads", "threads", n)
 		}
 	}
 	tailers, stopTailers, err := startTailers(ctx, c, st, logger)
