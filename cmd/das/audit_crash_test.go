@@ -412,8 +412,20 @@ func TestServeAuditLogCrash(t *testing.T) {
 		t.Fatalf("das serve exited %d", code)
 	}
 
-	// The server's files.
+	// The server's files, and who they are: server_audit's racing
+	// rotations sometimes rename a file over another one, whose lines das
+	// may have read before they vanished.
 	files := auditFiles(logPath)
+	type fileKey struct {
+		dev, ino uint64
+		born     int64
+	}
+	live := map[fileKey]bool{}
+	for _, f := range files {
+		if id, ok := fileIdentity(f); ok {
+			live[fileKey{id.Dev, id.Inode, id.Born}] = true
+		}
+	}
 	fileLines := 0
 	ops := map[string]int{}
 	inFiles := map[string]int{}     // marker -> lines
@@ -452,6 +464,7 @@ func TestServeAuditLogCrash(t *testing.T) {
 	}
 	evs := consumed(t, r.stdout)
 	positions := map[string]int{}
+	vanished := 0
 	got := map[string]int{}
 	texts := map[string]string{}
 	failedEvents := map[string]int{}
@@ -471,6 +484,10 @@ func TestServeAuditLogCrash(t *testing.T) {
 			continue
 		}
 		positions[p.String()]++
+		if len(live) > 0 && !live[fileKey{p.Dev, p.Inode, p.Born}] {
+			vanished++ // read from a file the server replaced since
+			continue
+		}
 		switch e.Command {
 		case event.CommandQuery:
 			nQueries++
@@ -490,8 +507,14 @@ func TestServeAuditLogCrash(t *testing.T) {
 			}
 		}
 	}
-	if len(positions) != fileLines {
-		t.Errorf("%d lines delivered, the server's %d files hold %d", len(positions), len(files), fileLines)
+	if vanished > 0 {
+		t.Logf("%d lines delivered from files the server replaced after das read them", vanished)
+		if vanished > fileLines/10 {
+			t.Errorf("%d lines delivered from files that are gone, against %d in the files: more than rotation races explain", vanished, fileLines)
+		}
+	}
+	if len(positions)-vanished != fileLines {
+		t.Errorf("%d lines delivered (%d from files gone since), the server's %d files hold %d", len(positions), vanished, len(files), fileLines)
 	}
 	if nQueries != ops["QUERY"] {
 		t.Errorf("%d QUERY events from server_audit, the files hold %d QUERY lines", nQueries, ops["QUERY"])

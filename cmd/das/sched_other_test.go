@@ -2,6 +2,12 @@
 
 package main
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/das-mysql/das/internal/auditlog"
+)
 
 func checkBatchScheduled(*testing.T, int) {}
+
+func fileIdentity(string) (auditlog.Position, bool) { return auditlog.Position{}, false }
