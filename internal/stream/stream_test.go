@@ -399,34 +399,42 @@ func (s heldSink) AppendAsync(seq uint64, line []byte) func() error {
 	return func() error { <-s.release; return wait() }
 }
 
+// heldStream is a stream over a local log whose records become durable
+// only once sink.release is closed.
+func heldStream(t *testing.T, id string, syncTimeout time.Duration, notify Notify) (*Stream, heldSink) {
+	t.Helper()
+	l, err := streamlog.Open(t.TempDir(), streamlog.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	p, err := kms.OpenLocal(filepath.Join(t.TempDir(), "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := heldSink{streamlog.Records{L: l}, make(chan struct{})}
+	s := New(Options{
+		StreamID: id, Provider: p, MaxUses: 100, MaxAge: time.Hour,
+		Sink: sink, SyncTimeout: syncTimeout, Notify: notify,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s, sink
+}
+
 // TestSyncTimeoutLossWindow: a sync event not durable within sync_timeout
 // lets its session go on and opens a loss window (DAS-EVENT-0020, reason
 // durability-timeout); once the sink takes records again the window closes
 // (DAS-EVENT-0021) and the event, still queued, is durable after all.
 func TestSyncTimeoutLossWindow(t *testing.T) {
-	l, err := streamlog.Open(t.TempDir(), streamlog.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	p, err := kms.OpenLocal(filepath.Join(t.TempDir(), "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	rec := &recorder{}
-	sink := heldSink{streamlog.Records{L: l}, make(chan struct{})}
-	s := New(Options{
-		StreamID: "cluster-LOSSLOSSLOSSLOSSLOSSLOSSLO", Provider: p, MaxUses: 100, MaxAge: time.Hour,
-		Sink: sink, SyncTimeout: 200 * time.Millisecond, Notify: rec.notify,
-		Logger: slog.New(slog.DiscardHandler),
-	})
+	s, sink := heldStream(t, "cluster-LOSSLOSSLOSSLOSSLOSSLOSSLO", 200*time.Millisecond, rec.notify)
 	ctx := context.Background()
-	defer s.Close(ctx)
 	if _, err := s.Start(ctx, "sync"); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	err = s.SubmitWait(ctx, query("SELECT 'held'"))
+	err := s.SubmitWait(ctx, query("SELECT 'held'"))
 	if !errors.Is(err, pipeline.ErrNotDurable) || time.Since(start) > 5*time.Second {
 		t.Fatalf("SubmitWait on a held sink: %v after %s, want ErrNotDurable after the sync timeout", err, time.Since(start))
 	}
@@ -453,22 +461,8 @@ func TestSyncTimeoutLossWindow(t *testing.T) {
 // sink holds it (and not again when it becomes durable later), and
 // ErrNotRecording at once while the stream is stopped.
 func TestSubmitNotify(t *testing.T) {
-	l, err := streamlog.Open(t.TempDir(), streamlog.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	p, err := kms.OpenLocal(filepath.Join(t.TempDir(), "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := heldSink{streamlog.Records{L: l}, make(chan struct{})}
-	s := New(Options{
-		StreamID: "cluster-NOTENOTENOTENOTENOTENOTENO", Provider: p, MaxUses: 100, MaxAge: time.Hour,
-		Sink: sink, SyncTimeout: 300 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
-	})
+	s, sink := heldStream(t, "cluster-NOTENOTENOTENOTENOTENOTENO", 300*time.Millisecond, nil)
 	ctx := context.Background()
-	defer s.Close(ctx)
 	answers := make(chan error, 4)
 	s.SubmitNotify(query("SELECT 'stopped'"), func(err error) { answers <- err })
 	if err := <-answers; !errors.Is(err, ErrNotRecording) {
