@@ -80,8 +80,7 @@ type loop struct {
 
 // loopSession is a session's state on a loop.
 type loopSession struct {
-	l    *loop
-	c, v *lconn // the client and server sides
+	l *loop
 
 	// Sync mode: waits counts the session's events not yet answered by the
 	// stream; hold is set when the packet being shown submitted one; paused
@@ -127,7 +126,7 @@ func (ls *loops) adopt(s *session) bool {
 	v := &lconn{s: s, fd: sfd}
 	c.peer, v.peer = v, c
 	s.loopDone = make(chan struct{})
-	s.lo = &loopSession{l: l, c: c, v: v}
+	s.lo = &loopSession{l: l}
 	s.lo.notify = s.durable
 	// The descriptors are the session's before the loop may see them, so
 	// that Shutdown and the loop's own close agree on them.
