@@ -422,7 +422,7 @@ func TestServeAuditLogCrash(t *testing.T) {
 	}
 	live := map[fileKey]bool{}
 	for _, f := range files {
-		if id, ok := fileIdentity(f); ok {
+		if id, err := auditlog.FileOf(f); err == nil {
 			live[fileKey{id.Dev, id.Inode, id.Born}] = true
 		}
 	}

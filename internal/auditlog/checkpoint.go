@@ -79,6 +79,16 @@ func ParsePosition(s string) (Position, error) {
 
 func (p Position) file() fileID { return fileID{dev: p.Dev, ino: p.Inode, born: p.Born} }
 
+// FileOf is the identity a dasAuditPos gives the file at path (device,
+// inode, birth time), at offset 0: which file a delivered line came from.
+func FileOf(path string) (Position, error) {
+	id, _, _, err := lstatID(path)
+	if err != nil {
+		return Position{}, err
+	}
+	return Position{Dev: id.dev, Inode: id.ino, Born: id.born}, nil
+}
+
 // PositionOf returns the source position of an event from a Tailer (Extra
 // "dasAuditPos"), for recovering DurableFloor from a stream.
 func PositionOf(e *event.Event) (Position, bool) {

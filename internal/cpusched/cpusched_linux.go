@@ -14,7 +14,7 @@ import (
 // many it moved. Threads started later inherit the class from the thread
 // that creates them, which is one of these.
 func Batch() (int, error) {
-	tids, err := threads()
+	tids, err := threads(0)
 	if err != nil {
 		return 0, err
 	}
@@ -32,9 +32,10 @@ func Batch() (int, error) {
 	return n, nil
 }
 
-// Policies returns the scheduling class of each thread, by thread id.
-func Policies() (map[int]uint32, error) {
-	tids, err := threads()
+// Policies returns the scheduling class of each thread of process pid
+// (0: this one), by thread id.
+func Policies(pid int) (map[int]uint32, error) {
+	tids, err := threads(pid)
 	if err != nil {
 		return nil, err
 	}
@@ -52,8 +53,12 @@ func Policies() (map[int]uint32, error) {
 	return out, nil
 }
 
-func threads() ([]int, error) {
-	ents, err := os.ReadDir("/proc/self/task")
+func threads(pid int) ([]int, error) {
+	dir := "/proc/self/task"
+	if pid != 0 {
+		dir = "/proc/" + strconv.Itoa(pid) + "/task"
+	}
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("cpusched: %w", err)
 	}

@@ -20,7 +20,7 @@ func TestBatch(t *testing.T) {
 	}
 	check := func(when string) int {
 		t.Helper()
-		ps, err := Policies()
+		ps, err := Policies(0)
 		if err != nil {
 			t.Fatal(err)
 		}
