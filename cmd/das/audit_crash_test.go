@@ -203,6 +203,15 @@ func TestServeAuditLogCrash(t *testing.T) {
 	)
 	total := int64(goWorkers*goSessions*goStatements + cliWorkers*cliSessions*5)
 	var progress atomic.Int64
+	// The workload waits while a killed das is starting again: on a loaded
+	// machine a restart can outlast the paced workload, and then no kill
+	// would happen mid-workload.
+	var restarting atomic.Bool
+	waitUp := func() {
+		for restarting.Load() {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for w := range goWorkers {
@@ -216,6 +225,7 @@ func TestServeAuditLogCrash(t *testing.T) {
 				conn.SetMaxOpenConns(1)
 				tb := fmt.Sprintf("t_g%d_%d", w, s)
 				for i := range goStatements {
+					waitUp()
 					m := fmt.Sprintf("mk_g%d_%d_%d", w, s, i)
 					var q string
 					wantErr := false
@@ -262,6 +272,7 @@ func TestServeAuditLogCrash(t *testing.T) {
 	for c := range cliWorkers {
 		wg.Go(func() {
 			for s := range cliSessions {
+				waitUp()
 				m := func(k int) string { return fmt.Sprintf("mk_c%d_%d_%d", c, s, k) }
 				tb := fmt.Sprintf("t_c%d_%d", c, s)
 				script := fmt.Sprintf("CREATE TABLE %[1]s (a INT, b TEXT) COMMENT '%[2]s';\n"+
@@ -362,7 +373,9 @@ func TestServeAuditLogCrash(t *testing.T) {
 			k+1, progress.Load(), total, c["audit_lines"], c["events_in"], c["events_durable"], c["audit_lag_bytes"])
 		srv.kill()
 		time.Sleep(kill.down)
+		restarting.Store(true)
 		srv = startAuditServe(t, args...)
+		restarting.Store(false)
 		servers = append(servers, srv)
 	}
 	if midWorkload < 2 {
