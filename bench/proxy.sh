@@ -192,7 +192,7 @@ if [ -z "$DAS_CMD" ]; then
 		PIDS+=($!)
 		DAS_B_PID=$!
 		wait_port "$DAS_B_PORT" dasB "$DAS_B_PID"
-		log "dasB on $HOST:$DAS_B_PORT (pid $DAS_B_PID): $DAS_B_ARGS"
+		log "dasB on $HOST:$DAS_B_PORT (pid $DAS_B_PID): ${DAS_B_BIN:-this checkout} ${DAS_B_ARGS:-}"
 	fi
 fi
 if [ "$DAS_CMD" != none ]; then

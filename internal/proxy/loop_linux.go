@@ -60,7 +60,7 @@ func newLoops(p *Proxy, n int) *loops {
 	}
 	ls := &loops{}
 	for i := 0; i < n; i++ {
-		ls.ls = append(ls.ls, &loop{p: p, ep: -1, conns: make(map[int32]*lconn)})
+		ls.ls = append(ls.ls, &loop{p: p, ep: -1, conns: make(map[int32]*lconn), raw: p.o.EventLoopProcs})
 	}
 	return ls
 }
@@ -76,6 +76,7 @@ type loop struct {
 	conns   map[int32]*lconn // by fd
 	n       int              // sessions
 	ready   []*session       // woken by wake, not yet served
+	raw     bool             // syscalls without the scheduler (sys_linux.go)
 }
 
 // loopSession is a session's state on a loop.
@@ -256,14 +257,23 @@ func (l *loop) run(ep, efd int) {
 	batch := make([]*lconn, 0, 128)
 	var ready []*session
 	var tick [8]byte
+	var idleSince time.Time
 	for {
+		// Without sessions the wait times out, counted from when the
+		// last one left: a raw wait is interrupted every 10 ms by the
+		// scheduler's preemption signal, and must not start over.
 		timeout := -1
 		l.mu.Lock()
 		if l.n == 0 {
-			timeout = loopIdleMillis
+			if idleSince.IsZero() {
+				idleSince = time.Now()
+			}
+			timeout = max(0, loopIdleMillis-int(time.Since(idleSince).Milliseconds()))
+		} else {
+			idleSince = time.Time{}
 		}
 		l.mu.Unlock()
-		n, err := syscall.EpollWait(ep, evs, timeout)
+		n, err := l.epollWait(ep, evs, timeout)
 		if err != nil {
 			if err == syscall.EINTR {
 				continue
@@ -287,7 +297,7 @@ func (l *loop) run(ep, efd int) {
 		}
 		for i := 0; i < n; i++ {
 			if evs[i].Fd == int32(efd) {
-				_, _ = syscall.Read(efd, tick[:])
+				_, _ = l.sysRead(efd, tick[:])
 				batch = append(batch, nil)
 				continue
 			}
@@ -376,7 +386,7 @@ func (l *loop) read(c *lconn) error {
 		}
 		b = c.in
 	}
-	n, err := syscall.Read(c.fd, b[len(b):cap(b)])
+	n, err := l.sysRead(c.fd, b[len(b):cap(b)])
 	switch {
 	case err == syscall.EAGAIN || err == syscall.EINTR:
 		return nil
@@ -516,7 +526,7 @@ func (l *loop) send(c *lconn, p []byte) error {
 	d := c.peer
 	if len(d.out) == 0 {
 		for len(p) > 0 {
-			n, err := syscall.Write(d.fd, p)
+			n, err := l.sysWrite(d.fd, p)
 			if err == syscall.EINTR {
 				continue
 			}
@@ -543,7 +553,7 @@ func (l *loop) send(c *lconn, p []byte) error {
 // read again.
 func (l *loop) flush(c *lconn) error {
 	for len(c.out) > 0 {
-		n, err := syscall.Write(c.fd, c.out)
+		n, err := l.sysWrite(c.fd, c.out)
 		if err == syscall.EINTR {
 			continue
 		}
@@ -620,7 +630,7 @@ func (l *loop) close(c *lconn, err error) {
 	// What the server said last (an ERR before it closes) still goes to
 	// the client, if its socket takes it now.
 	if cl := c.peer; !c.client && len(cl.out) > 0 {
-		_, _ = syscall.Write(cl.fd, cl.out)
+		_, _ = l.sysWrite(cl.fd, cl.out)
 	}
 	l.detach(c)
 	s.end(err)
