@@ -294,7 +294,18 @@ sql "SET GLOBAL server_audit_logging=OFF"
 echo
 echo "means over $ROUNDS round(s), ${BENCH_TIME}s each, $WORKLOAD, $THREADS threads, server_audit events $EVENTS:"
 awk -F'\t' '
-	{ q[$1] += $3; p[$1] += $4; n[$1]++ }
+	function median(a, m,   i, j, t) { # sorts a[1..m] in place
+		for (i = 2; i <= m; i++)
+			for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+		return m % 2 ? a[(m+1)/2] : (a[m/2] + a[m/2+1]) / 2
+	}
+	function perRound(k,   r, m, a, list) { # (k)/audit within each round
+		m = 0; list = ""
+		for (r = 1; r <= rounds; r++)
+			if ((k, r) in qr && ("audit", r) in qr) { a[++m] = qr[k, r] / qr["audit", r]; list = list sprintf(" %.3f", a[m]) }
+		if (m) printf "  (%s)/audit per round:%s; median %.3f\n", k, list, median(a, m)
+	}
+	{ q[$1] += $3; p[$1] += $4; n[$1]++; qr[$1, $2] = $3; if ($2 > rounds) rounds = $2 }
 	END {
 		nl = split("plain audit audit+das audit+dasB", legs, " ")
 		for (i = 1; i <= nl; i++) {
@@ -306,5 +317,10 @@ awk -F'\t' '
 		printf "  (audit+das)/audit    QPS %.3f  (das'"'"'s cost; target >= 0.95)\n", Q["audit+das"] / Q["audit"]
 		printf "  (audit+das)/plain    QPS %.3f\n", Q["audit+das"] / Q["plain"]
 		if (n["audit+dasB"]) printf "  (audit+dasB)/audit   QPS %.3f  (das B: DAS_B_ARGS / DAS_B_BIN)\n", Q["audit+dasB"] / Q["audit"]
+		# Legs of one round run minutes apart at most; rounds, further
+		# apart, see the neighbours of the machine change: the median of the
+		# per-round ratios is the steadier figure on a shared host.
+		perRound("audit+das")
+		if (n["audit+dasB"]) perRound("audit+dasB")
 	}' "$RESULTS"
 awk -F'\t' '{ printf "  %s round %s: %s lines behind (%s bytes) when sysbench ended, caught up in %ss; stream QUERY events - log QUERY lines = %s\n", $1, $2, $3, $4, $5, $6 }' "$WORK/das.tsv"

@@ -305,7 +305,21 @@ done
 echo
 echo "means over $ROUNDS round(s), ${BENCH_TIME}s each, $THREADS threads:"
 awk -F'\t' -v targets="${TARGETS[*]}" '
-	{ q[$1, $2] += $4; p[$1, $2] += $5; n[$1, $2]++; if (!($1 in seen)) { seen[$1] = 1; order[++nw] = $1 } }
+	function median(a, m,   i, j, t) { # sorts a[1..m] in place
+		for (i = 2; i <= m; i++)
+			for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+		return m % 2 ? a[(m+1)/2] : (a[m/2] + a[m/2+1]) / 2
+	}
+	# Legs of one round run close together; rounds, further apart, see the
+	# neighbours of the machine change: on a shared host the median of the
+	# per-round ratios is the steadier figure.
+	function perRound(w, k,   r, m, a, list) {
+		m = 0; list = ""
+		for (r = 1; r <= rounds; r++)
+			if ((w, k, r) in qr && (w, "haproxy", r) in qr) { a[++m] = qr[w, k, r] / qr[w, "haproxy", r]; list = list sprintf(" %.3f", a[m]) }
+		if (m) printf "  %-18s %s/haproxy per round:%s; median %.3f\n", w, k, list, median(a, m)
+	}
+	{ q[$1, $2] += $4; p[$1, $2] += $5; n[$1, $2]++; qr[$1, $2, $3] = $4; if ($3 > rounds) rounds = $3; if (!($1 in seen)) { seen[$1] = 1; order[++nw] = $1 } }
 	END {
 		nt = split(targets, t, " ")
 		for (i = 1; i <= nw; i++) {
@@ -322,6 +336,8 @@ awk -F'\t' -v targets="${TARGETS[*]}" '
 				printf "  %-18s dasB/haproxy   QPS %.3f  p95 added %+.0f us\n", w, Q["dasB"] / Q["haproxy"], (P["dasB"] - P["haproxy"]) * 1000
 			if (("dasB" in Q) && ("das" in Q))
 				printf "  %-18s dasB/das       QPS %.3f\n", w, Q["dasB"] / Q["das"]
+			perRound(w, "das")
+			perRound(w, "dasB")
 			delete Q; delete P
 		}
 	}' "$RESULTS"
