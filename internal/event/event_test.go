@@ -3,6 +3,7 @@ package event
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"reflect"
@@ -587,4 +588,65 @@ func TestAppendTimeMatchesTimeFormat(t *testing.T) {
 	}
 	check(time.Date(-5, 6, 7, 8, 9, 10, 0, time.UTC))
 	check(time.Date(10001, 6, 7, 8, 9, 10, 0, time.UTC))
+}
+
+// errWriter fails after n writes.
+type errWriter struct {
+	n   int
+	out bytes.Buffer
+}
+
+func (w *errWriter) Write(p []byte) (int, error) {
+	if w.n == 0 {
+		return 0, errWrite
+	}
+	w.n--
+	return w.out.Write(p)
+}
+
+var errWrite = errors.New("write refused")
+
+// TestWriteJSONMatchesAppendJSON: streaming a payload in pieces writes the
+// very bytes AppendJSON makes, whatever the piece size, and stops at the
+// writer's first error.
+func TestWriteJSONMatchesAppendJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var evs []Event
+	for range 200 {
+		evs = append(evs, randEvent(r))
+	}
+	extra := Fields{{Key: "dasNote", Value: json.RawMessage(`"x"`)}}
+	for _, c := range []struct {
+		name   string
+		events []Event
+		extra  Fields
+	}{
+		{"no events", nil, nil},
+		{"one event", evs[:1], nil},
+		{"many events and extra", evs, extra},
+	} {
+		p := Payload{Type: "DatabaseActivityMonitoringRecord", ClusterID: "cluster-X", InstanceID: "db-Y", Events: c.events, Extra: c.extra}
+		want := p.AppendJSON(nil)
+		for _, chunk := range []int{1, 700, 32 << 10, 1 << 30} {
+			var out bytes.Buffer
+			buf, err := p.WriteJSON(&out, make([]byte, 0, 16), chunk)
+			if err != nil {
+				t.Fatalf("%s, chunk %d: %v", c.name, chunk, err)
+			}
+			if !bytes.Equal(out.Bytes(), want) {
+				t.Fatalf("%s, chunk %d: streamed\n%s\nwant\n%s", c.name, chunk, out.Bytes(), want)
+			}
+			if cap(buf) == 0 {
+				t.Fatalf("%s, chunk %d: no buffer returned for reuse", c.name, chunk)
+			}
+		}
+	}
+	p := Payload{Type: "DatabaseActivityMonitoringRecord", Events: evs}
+	w := &errWriter{n: 2}
+	if _, err := p.WriteJSON(w, nil, 100); err != errWrite {
+		t.Fatalf("WriteJSON over a failing writer: %v, want %v", err, errWrite)
+	}
+	if w.n != 0 || w.out.Len() == 0 {
+		t.Fatalf("writes before the failure: %d left, %d bytes", w.n, w.out.Len())
+	}
 }

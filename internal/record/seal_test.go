@@ -183,14 +183,16 @@ func flipEvents(line string) string {
 // commandText in batches of 1, 16 and 256 events.
 func BenchmarkSeal(b *testing.B) {
 	for _, suite := range []esdk.Suite{esdk.SuiteAES256GCMIV12Tag16HKDFSHA384ECDSAP384, esdk.SuiteAES256GCMHKDFSHA512CommitKey} {
-		for _, n := range []int{1, 16, 256} {
-			b.Run(fmt.Sprintf("suite=%04x/batch=%d", uint16(suite), n), func(b *testing.B) {
+		// 4096 short statements: a record of the audit tailer's under load.
+		for _, c := range []struct{ n, text int }{{1, 1024}, {16, 1024}, {256, 1024}, {4096, 60}} {
+			n := c.n
+			b.Run(fmt.Sprintf("suite=%04x/batch=%d/text=%d", uint16(suite), n, c.text), func(b *testing.B) {
 				p := localKMS(b)
 				keys := kms.NewKeyCache(p, dasrecord.ContextFor(streamID), 1<<30, time.Hour)
 				defer keys.Close()
 				s, _ := NewSealer(keys, Options{StreamID: streamID, Suite: suite})
 				defer s.Close()
-				evs := events(n, 1024)
+				evs := events(n, c.text)
 				var prev dasrecord.Digest
 				b.ReportAllocs()
 				b.ResetTimer()
