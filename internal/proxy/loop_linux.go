@@ -60,7 +60,7 @@ func newLoops(p *Proxy, n int) *loops {
 	}
 	ls := &loops{}
 	for i := 0; i < n; i++ {
-		ls.ls = append(ls.ls, &loop{p: p, ep: -1, conns: make(map[int32]*lconn), raw: p.o.EventLoopProcs})
+		ls.ls = append(ls.ls, &loop{p: p, ep: -1, conns: make(map[int32]*lconn), raw: p.o.EventLoopProcs && rawSyscalls()})
 	}
 	return ls
 }
@@ -259,9 +259,10 @@ func (l *loop) run(ep, efd int) {
 	var tick [8]byte
 	var idleSince time.Time
 	for {
-		// Without sessions the wait times out, counted from when the
-		// last one left: a raw wait is interrupted every 10 ms by the
-		// scheduler's preemption signal, and must not start over.
+		// Without sessions the loop stops loopIdleMillis after the last
+		// one left, counted across waits: a raw wait is interrupted every
+		// 10 ms by the scheduler's preemption signal and lasts at most
+		// rawWaitMillis, and must not start the count over.
 		timeout := -1
 		l.mu.Lock()
 		if l.n == 0 {
@@ -284,7 +285,7 @@ func (l *loop) run(ep, efd int) {
 		}
 		batch = batch[:0]
 		l.mu.Lock()
-		if n == 0 && l.n == 0 && timeout >= 0 {
+		if n == 0 && l.n == 0 && timeout >= 0 && time.Since(idleSince) >= loopIdleMillis*time.Millisecond {
 			l.running = false
 			l.ep, l.efd, l.ready = -1, -1, nil
 			if l.p.o.EventLoopProcs {

@@ -3,7 +3,9 @@
 package proxy
 
 import (
+	"os"
 	"runtime"
+	"strings"
 	"syscall"
 	"unsafe"
 )
@@ -21,7 +23,23 @@ import (
 // world, a stack scan): it signals the thread, which interrupts the wait
 // (EINTR), and it signals again every 100 µs until the thread answers.
 // On EINTR the loop yields (runtime.Gosched), so that it answers there even
-// if every call on the way back to the wait is inlined.
+// if every call on the way back to the wait is inlined. As a last guard, a
+// raw wait lasts at most rawWaitMillis, and with signal preemption turned
+// off (GODEBUG=asyncpreemptoff=1) loops keep the ordinary syscalls.
+
+// rawWaitMillis bounds one raw epoll_wait: what a stop of the world could
+// wait for the loop, if no signal reached it.
+const rawWaitMillis = 100
+
+// rawSyscalls reports whether loops that own a P may make raw syscalls.
+func rawSyscalls() bool {
+	for _, kv := range strings.Split(os.Getenv("GODEBUG"), ",") {
+		if strings.TrimSpace(kv) == "asyncpreemptoff=1" {
+			return false
+		}
+	}
+	return true
+}
 
 func (l *loop) sysRead(fd int, p []byte) (int, error) {
 	if !l.raw {
@@ -57,6 +75,9 @@ func (l *loop) sysWrite(fd int, p []byte) (int, error) {
 func (l *loop) epollWait(ep int, evs []syscall.EpollEvent, msec int) (int, error) {
 	if !l.raw {
 		return syscall.EpollWait(ep, evs, msec)
+	}
+	if msec < 0 || msec > rawWaitMillis {
+		msec = rawWaitMillis
 	}
 	// epoll_pwait with no signal mask is epoll_wait, and exists on every
 	// architecture (arm64 has no epoll_wait).
