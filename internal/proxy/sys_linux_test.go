@@ -12,10 +12,10 @@ func TestRawSyscallsNeedSignalPreemption(t *testing.T) {
 		raw     bool
 	}{
 		{"", true},
-		{"gctrace=1", true},
+		{"http2client=0", true},
 		{"asyncpreemptoff=0", true},
 		{"asyncpreemptoff=1", false},
-		{"gctrace=1, asyncpreemptoff=1", false},
+		{"http2client=0, asyncpreemptoff=1", false},
 	} {
 		t.Setenv("GODEBUG", c.godebug)
 		if got := rawSyscalls(); got != c.raw {
