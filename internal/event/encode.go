@@ -121,22 +121,14 @@ func (e Event) MarshalJSON() ([]byte, error) {
 // AppendJSON appends p's JSON to dst: type, clusterId, instanceId,
 // databaseActivityEventList (never null), then Extra sorted by key.
 func (p *Payload) AppendJSON(dst []byte) []byte {
-	dst = append(dst, `{"type":`...)
-	dst = appendString(dst, p.Type)
-	dst = append(dst, `,"clusterId":`...)
-	dst = appendString(dst, p.ClusterID)
-	dst = append(dst, `,"instanceId":`...)
-	dst = appendString(dst, p.InstanceID)
-	dst = append(dst, `,"databaseActivityEventList":[`...)
+	dst = p.appendHead(dst)
 	for i := range p.Events {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
 		dst = p.Events[i].AppendJSON(dst)
 	}
-	dst = append(dst, ']')
-	dst = appendExtra(dst, p.Extra, knownPayloadKeys)
-	return append(dst, '}')
+	return p.appendTail(dst)
 }
 
 // WriteJSON writes the bytes of AppendJSON to w in pieces of about chunk
@@ -144,13 +136,7 @@ func (p *Payload) AppendJSON(dst []byte) []byte {
 // Sealing a record of thousands of events this way hands gzip text that is
 // still in the CPU's cache, instead of megabytes it must fetch again.
 func (p *Payload) WriteJSON(w io.Writer, buf []byte, chunk int) ([]byte, error) {
-	b := append(buf[:0], `{"type":`...)
-	b = appendString(b, p.Type)
-	b = append(b, `,"clusterId":`...)
-	b = appendString(b, p.ClusterID)
-	b = append(b, `,"instanceId":`...)
-	b = appendString(b, p.InstanceID)
-	b = append(b, `,"databaseActivityEventList":[`...)
+	b := p.appendHead(buf[:0])
 	for i := range p.Events {
 		if i > 0 {
 			b = append(b, ',')
@@ -163,11 +149,27 @@ func (p *Payload) WriteJSON(w io.Writer, buf []byte, chunk int) ([]byte, error) 
 			b = b[:0]
 		}
 	}
-	b = append(b, ']')
-	b = appendExtra(b, p.Extra, knownPayloadKeys)
-	b = append(b, '}')
+	b = p.appendTail(b)
 	_, err := w.Write(b)
 	return b, err
+}
+
+// appendHead is the payload's JSON up to its first event.
+func (p *Payload) appendHead(dst []byte) []byte {
+	dst = append(dst, `{"type":`...)
+	dst = appendString(dst, p.Type)
+	dst = append(dst, `,"clusterId":`...)
+	dst = appendString(dst, p.ClusterID)
+	dst = append(dst, `,"instanceId":`...)
+	dst = appendString(dst, p.InstanceID)
+	return append(dst, `,"databaseActivityEventList":[`...)
+}
+
+// appendTail is the payload's JSON after its last event.
+func (p *Payload) appendTail(dst []byte) []byte {
+	dst = append(dst, ']')
+	dst = appendExtra(dst, p.Extra, knownPayloadKeys)
+	return append(dst, '}')
 }
 
 // MarshalJSON implements json.Marshaler using AppendJSON.

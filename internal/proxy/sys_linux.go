@@ -45,26 +45,23 @@ func (l *loop) sysRead(fd int, p []byte) (int, error) {
 	if !l.raw {
 		return syscall.Read(fd, p)
 	}
-	var ptr unsafe.Pointer
-	if len(p) > 0 {
-		ptr = unsafe.Pointer(&p[0])
-	}
-	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(ptr), uintptr(len(p)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
+	return rawIO(syscall.SYS_READ, fd, p)
 }
 
 func (l *loop) sysWrite(fd int, p []byte) (int, error) {
 	if !l.raw {
 		return syscall.Write(fd, p)
 	}
+	return rawIO(syscall.SYS_WRITE, fd, p)
+}
+
+// rawIO is read(2) or write(2) of p on fd, as a raw syscall.
+func rawIO(trap uintptr, fd int, p []byte) (int, error) {
 	var ptr unsafe.Pointer
 	if len(p) > 0 {
 		ptr = unsafe.Pointer(&p[0])
 	}
-	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(ptr), uintptr(len(p)))
+	n, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(ptr), uintptr(len(p)))
 	if e != 0 {
 		return 0, e
 	}
