@@ -93,7 +93,7 @@ func Defaults() Config {
 		// 1024 made ~40 records/s and ~10% more CPU than 4096
 		// (docs/PERFORMANCE.md). Sinks with a size limit split and adapt.
 		BatchMaxEvents:     4096,
-		BatchLinger:        50 * time.Millisecond,
+		BatchLinger:        200 * time.Millisecond,
 		QueueEvents:        65536,
 		HeartbeatInterval:  10 * time.Second,
 		Sink:               "local",

@@ -438,7 +438,16 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 			}
 			continue
 		}
-		taken, w.queue = w.queue, taken[:0]
+		// Woken by a full queue, take whole records only: the rest waits
+		// for the next one (or its linger) instead of being sealed as a
+		// small record of its own, each of which costs a signature.
+		if k := n - n%w.o.MaxEvents; !closed && !lingered && w.o.Linger > 0 && w.syncQueued == 0 && k > 0 && k < n {
+			rest := w.queue[k:]
+			taken, w.queue = w.queue[:k], append(taken[:0], rest...)
+			clear(rest)
+		} else {
+			taken, w.queue = w.queue, taken[:0]
+		}
 		w.held, w.syncQueued, w.idle = len(taken), 0, false
 		w.qmu.Unlock()
 		if armed {

@@ -518,3 +518,58 @@ func TestSubmitWaitDeadlineCoversAFullQueue(t *testing.T) {
 		t.Fatalf("events given up on a full queue were not counted: %+v", st)
 	}
 }
+
+// gateSealer blocks its first Seal until gate is closed.
+type gateSealer struct {
+	textSealer
+	once    sync.Once
+	sealing chan struct{}
+	gate    chan struct{}
+}
+
+func (g *gateSealer) Seal(ctx context.Context, evs []event.Event, seq uint64, prev *dasrecord.Digest) (record.Sealed, error) {
+	g.once.Do(func() { close(g.sealing); <-g.gate })
+	return g.textSealer.Seal(ctx, evs, seq, prev)
+}
+
+// A queue that filled up while the sealer was busy becomes full records
+// only; what is left over waits for more events (or its linger) instead of
+// being sealed as a small record that costs as much to sign as a full one.
+func TestFullQueueSealsWholeRecords(t *testing.T) {
+	sink := &memSink{}
+	sealer := &gateSealer{sealing: make(chan struct{}), gate: make(chan struct{})}
+	durable := make(chan int, 16)
+	w := New(sealer, sink, Options{MaxEvents: 4, Linger: time.Hour, OnDurable: func(_ uint64, n int) { durable <- n }})
+	for i := range 4 {
+		w.Submit(q(fmt.Sprintf("SELECT %d", i)))
+	}
+	<-sealer.sealing // the first record is being sealed; 10 more queue up
+	for i := 4; i < 14; i++ {
+		w.Submit(q(fmt.Sprintf("SELECT %d", i)))
+	}
+	close(sealer.gate)
+	for range 3 {
+		select {
+		case n := <-durable:
+			if n != 4 {
+				t.Fatalf("a record of %d events, want 4", n)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("full records were not sealed")
+		}
+	}
+	select {
+	case n := <-durable:
+		t.Fatalf("a partial record of %d events sealed before its linger", n)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-durable; n != 2 {
+		t.Fatalf("the last record holds %d events, want the 2 left over", n)
+	}
+	if st := w.Stats(); st.EventsDurable != 14 || st.Records != 4 {
+		t.Fatalf("stats %+v", st)
+	}
+}
