@@ -1,6 +1,7 @@
 package event
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"strconv"
@@ -31,31 +32,97 @@ var knownPayloadKeys = map[string]bool{
 // key. Strings are escaped exactly as encoding/json does with HTML escaping
 // off (invalid UTF-8 becomes \ufffd, U+2028/U+2029 are escaped). An Extra
 // value that is not valid JSON is written as null.
-func (e *Event) AppendJSON(dst []byte) []byte {
+func (e *Event) AppendJSON(dst []byte) []byte { return e.appendJSON(dst, nil) }
+
+// runs remembers, while one payload is encoded, the JSON of the previous
+// event's runs of fields that change slowly: within a record most events
+// share a session's user, host and database, and all share the server's
+// names. Copying a run the previous event encoded is cheaper than escaping
+// its fields one by one; a run that changed is encoded and remembered.
+type runs struct {
+	who    whoRun
+	obj    objRun
+	server serverRun
+	tail   tailRun
+	buf    [4]runBuf
+}
+
+type runBuf struct {
+	n  int // 0: nothing remembered
+	at [192]byte
+}
+
+type whoRun struct {
+	typ, app, user, db, host, port, command string
+	hasApp                                  bool
+	pid                                     int
+}
+
+type objRun struct{ typ, name string }
+
+type serverRun struct{ host, typ, service, version string }
+
+type tailRun struct{ tx, dbProto, netProto, errMsg, class string }
+
+// copied appends the remembered run i when same holds, reporting whether it
+// did.
+func (r *runs) copied(dst *[]byte, i int, same bool) bool {
+	if r == nil || r.buf[i].n == 0 || !same {
+		return false
+	}
+	*dst = append(*dst, r.buf[i].at[:r.buf[i].n]...)
+	return true
+}
+
+// keep remembers run i, encoded as run; a run too long to keep is not.
+func (r *runs) keep(i int, run []byte) bool {
+	if r == nil {
+		return false
+	}
+	r.buf[i].n = 0
+	if len(run) <= len(r.buf[i].at) {
+		r.buf[i].n = copy(r.buf[i].at[:], run)
+	}
+	return r.buf[i].n > 0
+}
+
+func (e *Event) appendJSON(dst []byte, r *runs) []byte {
 	dst = append(dst, `{"logTime":`...)
 	logAt := len(dst)
 	dst = e.LogTime.appendJSON(dst)
 	logTime := dst[logAt:len(dst):len(dst)]
-	dst = append(dst, `,"type":`...)
-	dst = appendString(dst, e.Type)
-	dst = append(dst, `,"clientApplication":`...)
-	if e.ClientApplication == nil {
-		dst = append(dst, "null"...)
-	} else {
-		dst = appendString(dst, *e.ClientApplication)
+
+	app := ""
+	if e.ClientApplication != nil {
+		app = *e.ClientApplication
 	}
-	dst = append(dst, `,"pid":`...)
-	dst = strconv.AppendInt(dst, int64(e.PID), 10)
-	dst = append(dst, `,"dbUserName":`...)
-	dst = appendString(dst, e.DBUserName)
-	dst = append(dst, `,"databaseName":`...)
-	dst = appendString(dst, e.DatabaseName)
-	dst = append(dst, `,"remoteHost":`...)
-	dst = appendString(dst, e.RemoteHost)
-	dst = append(dst, `,"remotePort":`...)
-	dst = appendString(dst, e.RemotePort)
-	dst = append(dst, `,"command":`...)
-	dst = appendString(dst, e.Command)
+	who := whoRun{e.Type, app, e.DBUserName, e.DatabaseName, e.RemoteHost, e.RemotePort, e.Command, e.ClientApplication != nil, e.PID}
+	if !r.copied(&dst, 0, r != nil && who == r.who) {
+		at := len(dst)
+		dst = append(dst, `,"type":`...)
+		dst = appendString(dst, e.Type)
+		dst = append(dst, `,"clientApplication":`...)
+		if e.ClientApplication == nil {
+			dst = append(dst, "null"...)
+		} else {
+			dst = appendString(dst, *e.ClientApplication)
+		}
+		dst = append(dst, `,"pid":`...)
+		dst = strconv.AppendInt(dst, int64(e.PID), 10)
+		dst = append(dst, `,"dbUserName":`...)
+		dst = appendString(dst, e.DBUserName)
+		dst = append(dst, `,"databaseName":`...)
+		dst = appendString(dst, e.DatabaseName)
+		dst = append(dst, `,"remoteHost":`...)
+		dst = appendString(dst, e.RemoteHost)
+		dst = append(dst, `,"remotePort":`...)
+		dst = appendString(dst, e.RemotePort)
+		dst = append(dst, `,"command":`...)
+		dst = appendString(dst, e.Command)
+		if r.keep(0, dst[at:]) {
+			r.who = who
+		}
+	}
 	dst = append(dst, `,"commandText":`...)
 	dst = appendString(dst, e.CommandText)
 	dst = append(dst, `,"paramList":`...)
@@ -71,10 +138,17 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 		}
 		dst = append(dst, ']')
 	}
-	dst = append(dst, `,"objectType":`...)
-	dst = appendString(dst, e.ObjectType)
-	dst = append(dst, `,"objectName":`...)
-	dst = appendString(dst, e.ObjectName)
+	obj := objRun{e.ObjectType, e.ObjectName}
+	if !r.copied(&dst, 1, r != nil && obj == r.obj) {
+		at := len(dst)
+		dst = append(dst, `,"objectType":`...)
+		dst = appendString(dst, e.ObjectType)
+		dst = append(dst, `,"objectName":`...)
+		dst = appendString(dst, e.ObjectName)
+		if r.keep(1, dst[at:]) {
+			r.obj = obj
+		}
+	}
 	dst = append(dst, `,"statementId":`...)
 	dst = strconv.AppendInt(dst, e.StatementID, 10)
 	dst = append(dst, `,"substatementId":`...)
@@ -85,30 +159,44 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = appendString(dst, e.SessionID)
 	dst = append(dst, `,"rowCount":`...)
 	dst = strconv.AppendInt(dst, e.RowCount, 10)
-	dst = append(dst, `,"serverHost":`...)
-	dst = appendString(dst, e.ServerHost)
-	dst = append(dst, `,"serverType":`...)
-	dst = appendString(dst, e.ServerType)
-	dst = append(dst, `,"serviceName":`...)
-	dst = appendString(dst, e.ServiceName)
-	dst = append(dst, `,"serverVersion":`...)
-	dst = appendString(dst, e.ServerVersion)
+	server := serverRun{e.ServerHost, e.ServerType, e.ServiceName, e.ServerVersion}
+	if !r.copied(&dst, 2, r != nil && server == r.server) {
+		at := len(dst)
+		dst = append(dst, `,"serverHost":`...)
+		dst = appendString(dst, e.ServerHost)
+		dst = append(dst, `,"serverType":`...)
+		dst = appendString(dst, e.ServerType)
+		dst = append(dst, `,"serviceName":`...)
+		dst = appendString(dst, e.ServiceName)
+		dst = append(dst, `,"serverVersion":`...)
+		dst = appendString(dst, e.ServerVersion)
+		if r.keep(2, dst[at:]) {
+			r.server = server
+		}
+	}
 	// Start and end are mostly the log time (always, from the audit log):
 	// copy its text rather than format it again.
 	dst = append(dst, `,"startTime":`...)
 	dst = e.StartTime.appendSame(dst, e.LogTime, logTime)
 	dst = append(dst, `,"endTime":`...)
 	dst = e.EndTime.appendSame(dst, e.LogTime, logTime)
-	dst = append(dst, `,"transactionId":`...)
-	dst = appendString(dst, e.TransactionID)
-	dst = append(dst, `,"dbProtocol":`...)
-	dst = appendString(dst, e.DBProtocol)
-	dst = append(dst, `,"netProtocol":`...)
-	dst = appendString(dst, e.NetProtocol)
-	dst = append(dst, `,"errorMessage":`...)
-	dst = appendString(dst, e.ErrorMessage)
-	dst = append(dst, `,"class":`...)
-	dst = appendString(dst, e.Class)
+	tail := tailRun{e.TransactionID, e.DBProtocol, e.NetProtocol, e.ErrorMessage, e.Class}
+	if !r.copied(&dst, 3, r != nil && tail == r.tail) {
+		at := len(dst)
+		dst = append(dst, `,"transactionId":`...)
+		dst = appendString(dst, e.TransactionID)
+		dst = append(dst, `,"dbProtocol":`...)
+		dst = appendString(dst, e.DBProtocol)
+		dst = append(dst, `,"netProtocol":`...)
+		dst = appendString(dst, e.NetProtocol)
+		dst = append(dst, `,"errorMessage":`...)
+		dst = appendString(dst, e.ErrorMessage)
+		dst = append(dst, `,"class":`...)
+		dst = appendString(dst, e.Class)
+		if r.keep(3, dst[at:]) {
+			r.tail = tail
+		}
+	}
 	dst = appendExtra(dst, e.Extra, knownEventKeys)
 	return append(dst, '}')
 }
@@ -121,12 +209,13 @@ func (e Event) MarshalJSON() ([]byte, error) {
 // AppendJSON appends p's JSON to dst: type, clusterId, instanceId,
 // databaseActivityEventList (never null), then Extra sorted by key.
 func (p *Payload) AppendJSON(dst []byte) []byte {
+	var r runs
 	dst = p.appendHead(dst)
 	for i := range p.Events {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = p.Events[i].AppendJSON(dst)
+		dst = p.Events[i].appendJSON(dst, &r)
 	}
 	return p.appendTail(dst)
 }
@@ -136,12 +225,13 @@ func (p *Payload) AppendJSON(dst []byte) []byte {
 // Sealing a record of thousands of events this way hands gzip text that is
 // still in the CPU's cache, instead of megabytes it must fetch again.
 func (p *Payload) WriteJSON(w io.Writer, buf []byte, chunk int) ([]byte, error) {
+	var r runs
 	b := p.appendHead(buf[:0])
 	for i := range p.Events {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = p.Events[i].AppendJSON(b)
+		b = p.Events[i].appendJSON(b, &r)
 		if len(b) >= chunk {
 			if _, err := w.Write(b); err != nil {
 				return b, err
@@ -246,13 +336,7 @@ func validRaw(v []byte) bool {
 	plain := false
 	switch {
 	case len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"':
-		plain = true
-		for _, c := range v[1 : len(v)-1] {
-			if c < 0x20 || c == '"' || c == '\\' {
-				plain = false
-				break
-			}
-		}
+		plain = plainString(v[1 : len(v)-1])
 	case v[0] >= '1' && v[0] <= '9' || v[0] == '-' && len(v) > 1 && v[1] >= '1' && v[1] <= '9':
 		plain = len(v) <= 20
 		for _, c := range v[1:] {
@@ -263,6 +347,23 @@ func validRaw(v []byte) bool {
 		}
 	}
 	return plain || json.Valid(v)
+}
+
+// plainString reports whether b needs no escaping inside quotes: no control
+// character, quote or backslash. Eight bytes at a time while all are ASCII.
+func plainString(b []byte) bool {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		if escapeMask(binary.LittleEndian.Uint64(b[i:])) != 0 {
+			break
+		}
+	}
+	for _, c := range b[i:] {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 const hexDigits = "0123456789abcdef"

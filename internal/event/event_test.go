@@ -650,3 +650,74 @@ func TestWriteJSONMatchesAppendJSON(t *testing.T) {
 		t.Fatalf("writes before the failure: %d left, %d bytes", w.n, w.out.Len())
 	}
 }
+
+// TestPayloadRunsMatchEvents: a payload copies the runs of fields its
+// previous event encoded when they are the same; the bytes must be those
+// of each event encoded alone, whichever field changed, including nil
+// against empty clientApplication and runs too long to remember.
+func TestPayloadRunsMatchEvents(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	long := strings.Repeat("h", 300)
+	empty := ""
+	// Mostly a few short values, so that runs repeat and are copied.
+	short := []string{"", "a", "sbtest", "localhost", "\"\n"}
+	pick := func() string {
+		if r.IntN(4) == 0 {
+			return randString(r)
+		}
+		return short[r.IntN(len(short))]
+	}
+	mutate := []func(e *Event){
+		func(e *Event) { e.Type = pick() },
+		func(e *Event) { e.ClientApplication = nil },
+		func(e *Event) { e.ClientApplication = &empty },
+		func(e *Event) { s := pick(); e.ClientApplication = &s },
+		func(e *Event) { e.PID++ },
+		func(e *Event) { e.DBUserName = pick() },
+		func(e *Event) { e.DatabaseName = pick() },
+		func(e *Event) { e.RemoteHost = pick() },
+		func(e *Event) { e.RemoteHost = long },
+		func(e *Event) { e.RemotePort = pick() },
+		func(e *Event) { e.Command = pick() },
+		func(e *Event) { e.ObjectType = pick() },
+		func(e *Event) { e.ObjectName = pick() },
+		func(e *Event) { e.ObjectName = long },
+		func(e *Event) { e.ServerHost = pick() },
+		func(e *Event) { e.ServerType = pick() },
+		func(e *Event) { e.ServiceName = pick() },
+		func(e *Event) { e.ServerVersion = pick() },
+		func(e *Event) { e.ServerVersion = long },
+		func(e *Event) { e.TransactionID = pick() },
+		func(e *Event) { e.DBProtocol = pick() },
+		func(e *Event) { e.NetProtocol = pick() },
+		func(e *Event) { e.ErrorMessage = pick() },
+		func(e *Event) { e.ErrorMessage = long },
+		func(e *Event) { e.Class = pick() },
+		func(e *Event) { e.CommandText = pick() },
+		func(e *Event) { *e = randEvent(r) },
+	}
+	evs := []Event{New(time.Unix(1, 0))}
+	for range 3000 {
+		e := evs[len(evs)-1]
+		for range r.IntN(3) {
+			mutate[r.IntN(len(mutate))](&e)
+		}
+		evs = append(evs, e)
+	}
+	p := Payload{Type: "DatabaseActivityMonitoringRecord", ClusterID: "cluster-X", InstanceID: "db-Y", Events: evs}
+	want := p.appendHead(nil)
+	for i := range evs {
+		if i > 0 {
+			want = append(want, ',')
+		}
+		want = evs[i].AppendJSON(want)
+	}
+	want = p.appendTail(want)
+	if got := p.AppendJSON(nil); !bytes.Equal(got, want) {
+		i := 0
+		for i < min(len(got), len(want)) && got[i] == want[i] {
+			i++
+		}
+		t.Fatalf("payload differs from its events encoded alone at byte %d:\n%s\nwant\n%s", i, got[max(0, i-200):min(len(got), i+100)], want[max(0, i-200):min(len(want), i+100)])
+	}
+}
