@@ -344,6 +344,31 @@ type reader struct {
 
 	warned map[string]bool // conditions already reported, until they clear
 	strs   strCache
+
+	// The "dasAuditPos" values: the current file's `"dev:inode:born:`
+	// formatted once, each line's offset appended to it in a slab that
+	// many events' values share (one allocation per few hundred lines).
+	posID     fileID
+	posPrefix []byte
+	posSlab   []byte
+}
+
+// posJSON returns pos (in the current file) as a JSON string.
+func (r *reader) posJSON(pos Position) json.RawMessage {
+	if r.posPrefix == nil || r.posID != r.id {
+		p := pos
+		p.Offset = 0
+		b := p.appendJSON(nil)
+		r.posPrefix, r.posID = b[:len(b)-2], r.id // without the offset "0" and the quote
+	}
+	if cap(r.posSlab)-len(r.posSlab) < len(r.posPrefix)+21 {
+		r.posSlab = make([]byte, 0, 16<<10)
+	}
+	at := len(r.posSlab)
+	r.posSlab = append(r.posSlab, r.posPrefix...)
+	r.posSlab = strconv.AppendInt(r.posSlab, pos.Offset, 10)
+	r.posSlab = append(r.posSlab, '"')
+	return r.posSlab[at:len(r.posSlab):len(r.posSlab)]
 }
 
 func (r *reader) closeFile() {
@@ -816,7 +841,7 @@ func (r *reader) emit(ctx context.Context, line []byte, n int64, crc uint32, cut
 		}
 		ev.Extra = append(ev.Extra, event.Field{Key: "dasLineCut", Value: jsonTrue}, event.Field{Key: "dasTruncated", Value: jsonTrue})
 	}
-	ev.Extra = append(ev.Extra, event.Field{Key: "dasAuditPos", Value: pos.appendJSON(make([]byte, 0, 48))})
+	ev.Extra = append(ev.Extra, event.Field{Key: "dasAuditPos", Value: r.posJSON(pos)})
 	e := ackEntry{pos: pos, n: n, crc: crc, hasPos: true}
 	r.last = e
 	return r.submit(ctx, ev, e)

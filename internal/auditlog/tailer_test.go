@@ -213,8 +213,20 @@ func TestTailerRotation(t *testing.T) {
 	if st.Rotations != 20 || st.Lines != uint64(total) || st.LagBytes != 0 || st.LagSeconds != 0 {
 		t.Errorf("stats %+v", st)
 	}
-	// Positions in events are where each line ends.
+	// Positions in events are where each line ends: every event has one,
+	// and within one file they grow.
 	evs := sink.snapshot()
+	var prev Position
+	for i := range evs {
+		p, ok := PositionOf(&evs[i])
+		if !ok {
+			t.Fatalf("event %d: no position", i)
+		}
+		if p.file() == prev.file() && p.Offset <= prev.Offset {
+			t.Fatalf("event %d: position %+v after %+v", i, p, prev)
+		}
+		prev = p
+	}
 	p, ok := PositionOf(&evs[len(evs)-1])
 	fi, _ := os.Stat(srv.path)
 	id, _, _, _ := lstatID(srv.path)
