@@ -61,7 +61,7 @@
 // LagSeconds (now - time of the last line read; 0 when caught up).
 //
 // Exactly once. The Sink acks each event once it is durable. The tailer
-// checkpoints (at most every CheckpointInterval, 200 ms, and when Run ends)
+// checkpoints (at most every CheckpointInterval, 1 s, and when Run ends)
 // the end of the longest gap-free prefix of acknowledged lines: device,
 // inode, birth time, offset and a CRC-32C digest of the line before the
 // offset, written to a temporary file, fsynced, renamed and the directory

@@ -57,7 +57,9 @@ type Options struct {
 	// that events made durable after the last checkpoint write (a crash in
 	// between) are not delivered again. Positions of other logs are ignored.
 	DurableFloor []Position
-	// CheckpointInterval bounds how often the checkpoint is written; default 200ms.
+	// CheckpointInterval bounds how often the checkpoint is written; default
+	// 1s. Events acknowledged since the last write are not repeated after a
+	// crash either: DurableFloor, from the stream, covers them.
 	CheckpointInterval time.Duration
 
 	Logger *slog.Logger
@@ -137,7 +139,7 @@ func New(o Options) (*Tailer, error) {
 		o.MaxRotations = 999
 	}
 	if o.CheckpointInterval <= 0 {
-		o.CheckpointInterval = 200 * time.Millisecond
+		o.CheckpointInterval = time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
