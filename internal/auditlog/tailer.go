@@ -898,6 +898,32 @@ type watcher struct {
 	cur   fileID
 	init  bool
 	r     *reader
+
+	pathID  fileID    // the file the last full scan found at Path
+	scanned time.Time // when
+}
+
+// fullScanEvery bounds how long quick checks stand in for full scans.
+const fullScanEvery = time.Second
+
+// quick checks Path with one lstat. When it still names the file the last
+// full scan found there, and that scan is recent, no rotation happened
+// since (a rotation renames Path and creates a new file there): the chain
+// is as that scan left it but for Path's size, which quick updates. Two
+// full scans every poll (eleven stats and a directory stat each) were 6%
+// of the tailer's CPU at 32k lines/s.
+func (w *watcher) quick() (fileID, bool) {
+	id, size, mode, err := lstatID(w.r.name(0))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil || mode != 0 || !w.init || id != w.pathID || time.Since(w.scanned) >= fullScanEvery {
+		return id, false
+	}
+	if j := slices.IndexFunc(w.files, func(f seenFile) bool { return f.id == id && !f.reused }); j >= 0 {
+		w.files[j].size = size
+	}
+	w.updateLag()
+	return id, true
 }
 
 type seenFile struct {
@@ -913,7 +939,9 @@ func (w *watcher) loop(ctx context.Context, r *reader) {
 	tick := time.NewTicker(r.t.o.Poll)
 	defer tick.Stop()
 	for {
-		w.scan(false)
+		if _, ok := w.quick(); !ok {
+			w.scan(false)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -943,6 +971,10 @@ func (w *watcher) scan(report bool) []chainFile {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	chain := w.r.scanChain(&problems)
+	w.pathID, w.scanned = fileID{}, time.Now()
+	if len(chain) > 0 && chain[0].idx == 0 {
+		w.pathID = chain[0].id
+	}
 	if !w.init {
 		w.init = true
 		var files []seenFile
@@ -1120,6 +1152,10 @@ func (r *reader) atEOF(ctx context.Context) (switched bool, err error) {
 			r.lineStart, r.buf, r.cutting = 0, r.buf[:0], false
 			return true, nil
 		}
+	}
+	if id, ok := r.w.quick(); ok && id == r.id {
+		r.rotSeen = false
+		return false, nil // caught up, and Path has not moved on
 	}
 	chain := r.w.scan(true)
 	if len(chain) > 0 && chain[0].idx == 0 && chain[0].id == r.id {
