@@ -391,6 +391,9 @@ type EventOptions struct {
 	// at least this long may have been cut (Extra "dasTruncated"). 0 means
 	// the plugin default, 1024; negative disables the check.
 	QueryLogLimit int
+	// Extra, when it has room for das's fields (capacity 3 or more), holds
+	// them instead of a new slice: the tailer carves these from a slab.
+	Extra event.Fields
 }
 
 // Event maps the record to a DAS event. Times are the line's (second
@@ -413,9 +416,13 @@ func (r *Record) Event(o EventOptions) event.Event {
 		e.ServerHost = o.ServerHost
 	}
 	e.ExitCode = r.RetCode
-	// One allocation for das's fields: the source, the position the tailer
-	// adds, and room for a flag.
-	e.Extra = append(make(event.Fields, 0, 3), event.Field{Key: "dasSource", Value: jsonSource})
+	// One allocation at most for das's fields: the source, the position
+	// the tailer adds, and room for a flag.
+	extra := o.Extra[:0]
+	if cap(extra) < 3 {
+		extra = make(event.Fields, 0, 3)
+	}
+	e.Extra = append(extra, event.Field{Key: "dasSource", Value: jsonSource})
 
 	switch r.Operation {
 	case "CONNECT", "PROXY_CONNECT":
