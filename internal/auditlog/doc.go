@@ -44,19 +44,22 @@
 // end. When Path names another file it reads once more (lines written just
 // before the rename), then moves to the next file in creation order. A
 // watcher goroutine scans Path, Path.1, Path.2, ... (numbers zero-padded as
-// the plugin does for server_audit_file_rotations >= 10) every poll, also
-// while the reader waits on the sink, and records the order in which files
-// appear; where the file system keeps birth times, they decide the order
-// (files are only created at Path), since two racing rotations of the
-// plugin (server_audit_file_rotate_now during a size rotation, MariaDB
-// 10.11) can rename an old file between new ones, or past a gap in the
-// numbers, where a listing of the directory finds it. A newer file that
-// disappeared before it was read is lost: counted (Stats.LostFiles,
-// LostBytes: the size last seen, a lower bound; a file created and deleted
-// between two scans is not seen at all) and reported. A file that shrinks
-// was truncated: read again from 0, with a warning. Lines
-// longer than Options.MaxLine (1 MiB) are cut to it, flagged "dasLineCut"
-// and "dasTruncated", and their position is still the end of the full line.
+// the plugin does for server_audit_file_rotations >= 10), also while the
+// reader waits on the sink, and records the order in which files appear.
+// A rotation always puts a new file at Path, so while Path names the file
+// the last full scan found there, one lstat per poll stands in for the
+// scan, for up to a second. Where the file system keeps birth times, they
+// decide the order (files are only created at Path), since two racing
+// rotations of the plugin (server_audit_file_rotate_now during a size
+// rotation, MariaDB 10.11) can rename an old file between new ones, or
+// past a gap in the numbers, where a listing of the directory finds it.
+// A newer file that disappeared before it was read is lost: counted
+// (Stats.LostFiles, LostBytes: the size last seen, a lower bound; a file
+// created and deleted between two scans is not seen at all) and reported.
+// A file that shrinks was truncated: read again from 0, with a warning.
+// Lines longer than Options.MaxLine (1 MiB) are cut to it, flagged
+// "dasLineCut" and "dasTruncated", and their position is still the end of
+// the full line.
 // Lag: Stats.LagBytes (unread bytes in the current and newer files) and
 // LagSeconds (now - time of the last line read; 0 when caught up).
 //
