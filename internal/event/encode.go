@@ -45,6 +45,12 @@ type runs struct {
 	server serverRun
 	tail   tailRun
 	buf    [4]runBuf
+
+	// The last log time and its JSON: audit-log lines have whole seconds,
+	// so most events of a record share it with the one before.
+	logTime Time
+	logN    int
+	logAt   [40]byte
 }
 
 type runBuf struct {
@@ -89,7 +95,14 @@ func (r *runs) keep(i int, run []byte) bool {
 func (e *Event) appendJSON(dst []byte, r *runs) []byte {
 	dst = append(dst, `{"logTime":`...)
 	logAt := len(dst)
-	dst = e.LogTime.appendJSON(dst)
+	if r != nil && r.logN > 0 && e.LogTime.Equal(r.logTime.Time) {
+		dst = append(dst, r.logAt[:r.logN]...)
+	} else {
+		dst = e.LogTime.appendJSON(dst)
+		if r != nil && len(dst)-logAt <= len(r.logAt) {
+			r.logTime, r.logN = e.LogTime, copy(r.logAt[:], dst[logAt:])
+		}
+	}
 	logTime := dst[logAt:len(dst):len(dst)]
 
 	app := ""

@@ -694,6 +694,11 @@ func TestPayloadRunsMatchEvents(t *testing.T) {
 		func(e *Event) { e.ErrorMessage = long },
 		func(e *Event) { e.Class = pick() },
 		func(e *Event) { e.CommandText = pick() },
+		func(e *Event) { e.LogTime = Time{e.LogTime.Add(time.Microsecond)} },
+		func(e *Event) { e.LogTime = Time{} },
+		func(e *Event) { e.LogTime = Time{time.Unix(r.Int64N(4e9), 0)} },
+		func(e *Event) { e.StartTime = Time{e.LogTime.Add(time.Second)} },
+		func(e *Event) { e.StartTime, e.EndTime = e.LogTime, e.LogTime },
 		func(e *Event) { *e = randEvent(r) },
 	}
 	evs := []Event{New(time.Unix(1, 0))}
