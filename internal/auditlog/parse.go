@@ -60,6 +60,26 @@ type strCache struct {
 	serverHost, user, host, port, database, retCode string
 	conns                                           [8]string
 	next                                            int
+
+	// The last timestamp: lines of one second share it, and time.Date in
+	// a zone is the costly part of parsing it.
+	timeText [17]byte
+	timeN    int
+	timeLoc  *time.Location
+	time     time.Time
+}
+
+// parseTime is parseTime, reusing the last line's result for the same
+// text in the same location.
+func (c *strCache) parseTime(b []byte, loc *time.Location) (time.Time, error) {
+	if c.timeN > 0 && c.timeLoc == loc && string(b) == string(c.timeText[:c.timeN]) {
+		return c.time, nil
+	}
+	t, err := parseTime(b, loc)
+	if err == nil && len(b) <= len(c.timeText) {
+		c.timeN, c.timeLoc, c.time = copy(c.timeText[:], b), loc, t
+	}
+	return t, err
 }
 
 func (c *strCache) str(prev *string, b []byte) string {
@@ -100,7 +120,7 @@ func parseLine(line []byte, loc *time.Location, c *strCache) (Record, error) {
 	if !ok {
 		return r, perr("timestamp", "no comma after it")
 	}
-	t, err := parseTime(f, loc)
+	t, err := c.parseTime(f, loc)
 	if err != nil {
 		return r, err
 	}

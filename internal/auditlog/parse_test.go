@@ -92,6 +92,34 @@ func TestParseLineLocation(t *testing.T) {
 	}
 }
 
+// Lines parsed one after another (as the tailer does, with one cache)
+// keep their own times: the last line's is reused only for the same text
+// in the same zone.
+func TestParseLineTimeSequence(t *testing.T) {
+	plus3 := time.FixedZone("X", 3*3600)
+	var c strCache
+	for i, tc := range []struct {
+		stamp string
+		loc   *time.Location
+		want  time.Time
+	}{
+		{"20261125 16:54:04", time.UTC, time.Date(2026, 11, 25, 16, 54, 4, 0, time.UTC)},
+		{"20261125 16:54:04", time.UTC, time.Date(2026, 11, 25, 16, 54, 4, 0, time.UTC)},
+		{"20261125 16:54:05", time.UTC, time.Date(2026, 11, 25, 16, 54, 5, 0, time.UTC)},
+		{"20261125 16:54:05", plus3, time.Date(2026, 11, 25, 13, 54, 5, 0, time.UTC)},
+		{"1795689476742089", plus3, time.UnixMicro(1795689476742089)},
+		{"20261125 16:54:04", time.UTC, time.Date(2026, 11, 25, 16, 54, 4, 0, time.UTC)},
+	} {
+		r, err := parseLine([]byte(tc.stamp+",vm,u,h,1,0,CONNECT,,,0"), tc.loc, &c)
+		if err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		if !r.Time.Equal(tc.want) {
+			t.Errorf("line %d (%s): time %v, want %v", i, tc.stamp, r.Time.UTC(), tc.want)
+		}
+	}
+}
+
 func TestParseLineErrors(t *testing.T) {
 	for _, line := range []string{
 		"",
