@@ -39,7 +39,9 @@
 // are DAS_WARNING events with errorMessage and Extra "dasWarning" naming the
 // kind, and logged; the tailer keeps its position and retries.
 //
-// Following. The Tailer polls (Options.Poll, 50 ms). It holds the file it
+// Following. The Tailer polls (Options.Poll, 50 ms); a reader caught up
+// with an idle log sleeps up to five polls, and the watcher, which keeps
+// looking every poll, wakes it when the log grows. It holds the file it
 // reads open, so a file renamed or deleted under it is still read to its
 // end. When Path names another file it reads once more (lines written just
 // before the rename), then moves to the next file in creation order. A

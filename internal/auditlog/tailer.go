@@ -108,6 +108,8 @@ type Tailer struct {
 	// crash, for tests: Run returns without writing its final checkpoint,
 	// as if the process had been killed.
 	crash bool
+	// idleHook, for tests: called with each idle sleep's length.
+	idleHook func(time.Duration)
 }
 
 type ackEntry struct {
@@ -263,7 +265,7 @@ func (t *Tailer) Run(ctx context.Context, sink Sink) error {
 		}
 	}()
 
-	r := &reader{t: t, sink: sink, warned: map[string]bool{}, w: &watcher{}}
+	r := &reader{t: t, sink: sink, warned: map[string]bool{}, w: &watcher{}, poke: make(chan struct{}, 1)}
 	r.w.r = r
 	wctx, stopW := context.WithCancel(ctx)
 	wDone := make(chan struct{})
@@ -355,6 +357,9 @@ type reader struct {
 	posSlab   []byte
 
 	fieldSlab event.Fields // each event's Extra, carved four at a time
+
+	idlePolls int           // polls in a row that found nothing new
+	poke      chan struct{} // the watcher saw unread bytes; capacity 1
 }
 
 // fields returns room for an event's four das fields (source, position
@@ -723,6 +728,7 @@ func (r *reader) run(ctx context.Context) error {
 			return err
 		}
 		if n > 0 {
+			r.idlePolls = 0
 			continue
 		}
 		switched, err := r.atEOF(ctx)
@@ -730,11 +736,36 @@ func (r *reader) run(ctx context.Context) error {
 			return err
 		}
 		if !switched && !r.rotSeen {
-			if err := r.sleep(ctx); err != nil {
+			if err := r.idleSleep(ctx); err != nil {
 				return err
 			}
 		}
 	}
+}
+
+// idleMaxPolls bounds a caught-up reader's sleep, in polls.
+const idleMaxPolls = 5
+
+// idleSleep waits while the reader is caught up: a poll at first, then
+// longer while nothing arrives, up to idleMaxPolls polls (an idle tailer
+// woke 40 times a second, and wake-ups are costly in a VM). The watcher
+// keeps looking every poll and pokes the reader as soon as the log has
+// bytes it has not read, so new lines are read as promptly as before.
+func (r *reader) idleSleep(ctx context.Context) error {
+	d := min(r.t.o.Poll<<min(r.idlePolls, 3), idleMaxPolls*r.t.o.Poll)
+	r.idlePolls++
+	if r.t.idleHook != nil {
+		r.t.idleHook(d)
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-tm.C:
+	case <-r.poke:
+	}
+	return nil
 }
 
 func (r *reader) sleep(ctx context.Context) error {
@@ -956,6 +987,12 @@ func (w *watcher) loop(ctx context.Context, r *reader) {
 	for {
 		if _, ok := w.quick(); !ok {
 			w.scan(false)
+		}
+		if r.t.lagBytes.Load() > 0 {
+			select {
+			case r.poke <- struct{}{}:
+			default:
+			}
 		}
 		select {
 		case <-ctx.Done():

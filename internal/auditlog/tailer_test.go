@@ -653,3 +653,46 @@ func (s *countSink) Submit(_ context.Context, _ event.Event, ack func()) error {
 	}
 	return nil
 }
+
+// An idle reader sleeps longer and longer, up to idleMaxPolls polls, but
+// the watcher, still looking every poll, wakes it when lines arrive: they
+// are read within about a poll, not after the reader's long sleep.
+func TestIdleReaderWokenByWatcher(t *testing.T) {
+	dir := t.TempDir()
+	srv := newFakeServer(t, dir, 2)
+	const poll = 200 * time.Millisecond
+	tl, err := New(Options{Path: srv.path, StateDir: filepath.Join(dir, "state"), Poll: poll, Location: time.UTC, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	longest := make(chan struct{}, 1)
+	tl.idleHook = func(d time.Duration) {
+		if d == idleMaxPolls*poll {
+			select {
+			case longest <- struct{}{}:
+			default:
+			}
+		}
+	}
+	sink := &memSink{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tl.Run(ctx, sink) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	select {
+	case <-longest:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the idle reader never slept its longest")
+	}
+	start := time.Now()
+	srv.queries(1)
+	waitFor(t, "the line", countIs(sink, 1))
+	if took := time.Since(start); took >= idleMaxPolls*poll-poll/2 {
+		t.Fatalf("a line written during the reader's %v sleep was read after %v: the watcher did not wake it", idleMaxPolls*poll, took)
+	}
+}
