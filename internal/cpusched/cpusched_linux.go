@@ -12,24 +12,36 @@ import (
 
 // Batch moves every thread of the process to SCHED_BATCH and returns how
 // many it moved. Threads started later inherit the class from the thread
-// that creates them, which is one of these.
+// that creates them. A thread started during a pass by one not yet moved
+// would not, so passes repeat until one finds no thread it has not moved:
+// from then on every thread that can create one is batch.
 func Batch() (int, error) {
-	tids, err := threads(0)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, tid := range tids {
-		attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_BATCH}
-		if err := unix.SchedSetAttr(tid, &attr, 0); err != nil {
-			if err == unix.ESRCH { // the thread exited meanwhile
+	moved := map[int]bool{}
+	for pass := 0; pass < 100; pass++ {
+		tids, err := threads(0)
+		if err != nil {
+			return len(moved), err
+		}
+		fresh := false
+		for _, tid := range tids {
+			if moved[tid] {
 				continue
 			}
-			return n, fmt.Errorf("cpusched: sched_setattr(%d, SCHED_BATCH): %w", tid, err)
+			fresh = true
+			attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_BATCH}
+			if err := unix.SchedSetAttr(tid, &attr, 0); err != nil {
+				if err == unix.ESRCH { // the thread exited meanwhile
+					continue
+				}
+				return len(moved), fmt.Errorf("cpusched: sched_setattr(%d, SCHED_BATCH): %w", tid, err)
+			}
+			moved[tid] = true
 		}
-		n++
+		if !fresh {
+			return len(moved), nil
+		}
 	}
-	return n, nil
+	return len(moved), fmt.Errorf("cpusched: threads kept appearing; %d moved to SCHED_BATCH", len(moved))
 }
 
 // Policies returns the scheduling class of each thread of process pid

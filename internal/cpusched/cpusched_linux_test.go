@@ -55,3 +55,51 @@ func TestBatch(t *testing.T) {
 	close(release)
 	done.Wait()
 }
+
+// TestBatchWhileThreadsStart: threads the runtime starts while Batch is
+// at work (some cloned from threads not yet moved) are batch too once it
+// returns.
+func TestBatchWhileThreadsStart(t *testing.T) {
+	release := make(chan struct{})
+	stop := make(chan struct{})
+	var locked sync.WaitGroup
+	spawning := make(chan struct{})
+	go func() {
+		defer close(spawning)
+		for range 200 {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// A goroutine locked to its thread and blocked keeps that
+			// thread: the runtime starts another for the rest.
+			locked.Add(1)
+			go func() {
+				defer locked.Done()
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				<-release
+			}()
+			runtime.Gosched()
+		}
+	}()
+	defer func() {
+		close(release)
+		locked.Wait()
+	}()
+	if _, err := Batch(); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	<-spawning
+	ps, err := Policies(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tid, p := range ps {
+		if p != BatchPolicy {
+			t.Errorf("thread %d has policy %d, want SCHED_BATCH (%d)", tid, p, BatchPolicy)
+		}
+	}
+}
