@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the integration tests and benchmarks need on a Debian machine:
 # Debian's MariaDB server and client (the tests start their own mariadbd; see
-# internal/testenv), sysbench and haproxy (bench/), and local-kms (a KMS API
-# server for tests). Idempotent: when everything is present it changes nothing
-# and returns at once. Run as root (or through sudo) when packages are missing.
+# internal/testenv), sysbench and haproxy (bench/), local-kms (a KMS API
+# server for tests) and kinesalite (a Kinesis API server, on Debian's
+# nodejs). Idempotent: when everything is present it changes nothing and
+# returns at once. Run as root (or through sudo) when packages are missing.
 #
 # It never leaves a system service running: Debian's maintainer scripts are
 # told not to start services (policy-rc.d exit 101), and a mariadbd or haproxy
@@ -13,6 +14,11 @@ set -euo pipefail
 LOCAL_KMS_MODULE="github.com/nsmithuk/local-kms@v0.0.0-20260228092603-2a5e92d09ab6"
 
 PACKAGES=(mariadb-server mariadb-client sysbench haproxy)
+# kinesalite (below) runs on Node.js: Debian's nodejs and npm, unless a node
+# and an npm are already on the PATH (nvm, NodeSource).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	PACKAGES+=(nodejs npm)
+fi
 
 installed() { dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null | grep -qx installed; }
 
