@@ -43,6 +43,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/das-mysql/das/internal/tables"
 	"log/slog"
 	"net"
 	"os"
@@ -162,7 +163,8 @@ type Proxy struct {
 	pid  int
 
 	loops    *loops
-	syncSink SyncSink // sink as a SyncSink, nil if it is not one
+	syncSink SyncSink      // sink as a SyncSink, nil if it is not one
+	tables   *tables.Cache // the tables of statements, by shape, for AUX events
 
 	mu        sync.Mutex
 	closing   bool
@@ -213,6 +215,7 @@ func New(o Options, sink Sink) *Proxy {
 		pid:       os.Getpid(),
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
+		tables:    tables.NewCache(4096),
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)

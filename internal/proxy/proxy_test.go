@@ -50,6 +50,85 @@ func TestMariaDB(t *testing.T) {
 		return config(testenv.TestUser, srv.UserPassword(), addr, testenv.TestDatabase)
 	}
 
+	// Tables: each statement's tables become AUX events (class AUX,
+	// substatementId 2), before the statement's own event, with its
+	// statement id; a failed statement has none.
+	t.Run("Tables", func(t *testing.T) {
+		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+		db := openDB(t, config("root", srv.RootPassword(), addr, testenv.TestDatabase))
+		db.SetMaxOpenConns(1)
+		id := connectionID(t, db)
+		steps := []struct {
+			sql  string
+			args []any
+			want []string // "COMMAND objectName databaseName commandText"
+		}{
+			{sql: "CREATE TABLE t_aux1 (id INT PRIMARY KEY, v INT)", want: []string{"CREATE dastest.t_aux1 dastest t_aux1"}},
+			{sql: "CREATE TABLE db2.t_aux2 (id INT PRIMARY KEY, v INT)", want: []string{"CREATE db2.t_aux2 db2 t_aux2"}},
+			{sql: "INSERT INTO t_aux1 VALUES (1, 10), (2, 20)", want: []string{"WRITE dastest.t_aux1 dastest t_aux1"}},
+			{sql: "INSERT INTO db2.t_aux2 SELECT * FROM t_aux1", want: []string{"WRITE db2.t_aux2 db2 t_aux2", "READ dastest.t_aux1 dastest t_aux1"}},
+			{sql: "UPDATE t_aux1 a JOIN db2.t_aux2 b ON a.id = b.id SET a.v = b.v + 1", want: []string{"WRITE dastest.t_aux1 dastest t_aux1", "READ db2.t_aux2 db2 t_aux2"}},
+			{sql: "SELECT v FROM t_aux1 WHERE id = ?", args: []any{2}, want: []string{"READ dastest.t_aux1 dastest t_aux1"}},
+			{sql: "SELECT v FROM t_aux1 WHERE id = ?", args: []any{1}, want: []string{"READ dastest.t_aux1 dastest t_aux1"}},
+			{sql: "SELECT * FROM no_such_table"},
+			{sql: "RENAME TABLE t_aux1 TO t_aux3", want: []string{"RENAME dastest.t_aux1,dastest.t_aux3 dastest t_aux1|dastest.t_aux3"}},
+			{sql: "DROP TABLE t_aux3, db2.t_aux2", want: []string{"DROP dastest.t_aux3 dastest t_aux3", "DROP db2.t_aux2 db2 t_aux2"}},
+			{sql: "SELECT 1"},
+		}
+		for _, st := range steps {
+			rows, err := db.Query(st.sql, st.args...)
+			if err == nil {
+				for rows.Next() {
+				}
+				rows.Close()
+			}
+		}
+		mainAt := 0
+		for i, st := range steps {
+			var main event.Event
+			evs := sink.all()
+			for {
+				main = sink.wait(t, st.sql, func(e event.Event) bool {
+					return e.SessionID == id && e.Command == event.CommandQuery && e.CommandText == st.sql
+				})
+				// The same text twice (the prepared SELECT): take the
+				// next one in order.
+				found := false
+				for j := mainAt; j < len(evs); j++ {
+					if e := evs[j]; e.SessionID == id && e.Command == event.CommandQuery && e.CommandText == st.sql {
+						main, mainAt, found = e, j+1, true
+						break
+					}
+				}
+				if found {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+				evs = sink.all()
+			}
+			if main.Class != event.ClassMain || main.SubstatementID != 1 {
+				t.Errorf("step %d %q: the statement's event is %s/%d", i, st.sql, main.Class, main.SubstatementID)
+			}
+			var got []string
+			for j, e := range evs {
+				if e.SessionID != id || e.StatementID != main.StatementID || e.Class != event.ClassAux {
+					continue
+				}
+				if j >= mainAt {
+					t.Errorf("step %d %q: AUX %s after the statement's event", i, st.sql, e.ObjectName)
+				}
+				if e.SubstatementID != 2 || e.ExitCode != "" || e.ErrorMessage != "" || e.RowCount != 0 ||
+					e.DBUserName != "root" || e.RemotePort != main.RemotePort || !e.LogTime.Equal(main.LogTime.Time) {
+					t.Errorf("step %d %q: AUX event fields:\n%s", i, st.sql, dumpEvents([]event.Event{e}))
+				}
+				got = append(got, fmt.Sprintf("%s %s %s %s", e.Command, e.ObjectName, e.DatabaseName, e.CommandText))
+			}
+			if !reflect.DeepEqual(got, st.want) {
+				t.Errorf("step %d %q: AUX events %q, want %q", i, st.sql, got, st.want)
+			}
+		}
+	})
+
 	t.Run("TextProtocol", func(t *testing.T) {
 		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
 		var dr dialRecorder

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/das-mysql/das/internal/tables"
 	"io"
 	"strconv"
 	"time"
@@ -381,7 +383,71 @@ func (s *session) emitStatement(r stmtResult, text string) {
 	}
 	s.stmtSeq++
 	e.StatementID = s.stmtSeq
+	if r.ok || tablesOpened(e.ExitCode) {
+		s.submitTables(&e, text)
+	}
 	s.submit(e)
+}
+
+// tablesOpened tells, for a statement that failed with code, whether the
+// server had opened its tables, as server_audit then reports them: errors
+// found before (a syntax error, a table or database that does not exist,
+// privileges) leave none; errors of execution (a duplicate key, an unknown
+// column) come after. TestServeTablesMatchServerAudit checks both kinds
+// against the server's own TABLE events.
+func tablesOpened(code string) bool {
+	switch code {
+	case "1044", // ER_DBACCESS_DENIED_ERROR
+		"1049", // ER_BAD_DB_ERROR
+		"1051", // ER_BAD_TABLE_ERROR
+		"1064", // ER_PARSE_ERROR
+		"1109", // ER_UNKNOWN_TABLE
+		"1142", // ER_TABLEACCESS_DENIED_ERROR
+		"1146", // ER_NO_SUCH_TABLE
+		"1149": // ER_SYNTAX_ERROR
+		return false
+	}
+	return true
+}
+
+// submitTables submits an AUX event for each table the statement of main
+// reads, writes, creates, alters, drops or renames, as server_audit's TABLE
+// events and Aurora's AUX records name them. They go before the statement
+// and without waiting: in sync mode the statement's own event, durable
+// after them in the same stream, holds the session's answer for all.
+func (s *session) submitTables(main *event.Event, text string) {
+	acc, err := s.p.tables.Of(text)
+	if err != nil || len(acc) == 0 {
+		return // recorded without its tables: the statement's event has the text
+	}
+	for _, a := range acc {
+		e := *main
+		e.Class = event.ClassAux
+		e.SubstatementID = 2
+		e.Command = a.Op
+		e.ExitCode, e.ErrorMessage, e.RowCount, e.ParamList = "", "", 0, nil
+		db := a.DB
+		if db == "" {
+			db = main.DatabaseName
+		}
+		e.DatabaseName = db
+		e.CommandText = a.Table
+		e.ObjectName = qualify(db, a.Table)
+		if a.Op == tables.Rename {
+			to := qualify(cmp.Or(a.ToDB, db), a.ToTable)
+			e.CommandText = a.Table + "|" + to
+			e.ObjectName += "," + to
+		}
+		s.p.submit(e, false)
+	}
+}
+
+// qualify names a table db.table, as DAS objectName does.
+func qualify(db, table string) string {
+	if db == "" {
+		return table
+	}
+	return db + "." + table
 }
 
 // emitResults records the outcomes of a multi-result command. Each gets its
@@ -413,6 +479,9 @@ func (s *session) closeCursor(stmtID uint32, now time.Time) {
 	c.EndTime, c.LogTime = event.Time{Time: now}, event.Time{Time: now}
 	s.stmtSeq++
 	c.StatementID = s.stmtSeq
+	if c.ExitCode == "0" || tablesOpened(c.ExitCode) {
+		s.submitTables(c, c.CommandText)
+	}
 	s.submit(*c)
 }
 
