@@ -88,3 +88,18 @@ func FuzzCache(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCacheHit is the cost of a statement whose shape was seen.
+func BenchmarkCacheHit(b *testing.B) {
+	c := NewCache(100)
+	for _, sql := range []string{"SELECT c FROM sbtest1 WHERE id=?", "SELECT c FROM sbtest1 WHERE id=4242"} {
+		b.Run(sql, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := c.Of(sql); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
