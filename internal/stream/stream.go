@@ -167,6 +167,16 @@ func New(o Options) *Stream {
 	return s
 }
 
+// modeSink is a sink that tunes itself to the mode (Kafka lingers for
+// larger batches in async mode only).
+type modeSink interface{ SetSync(bool) }
+
+func (s *Stream) tellSink(mode string) {
+	if ms, ok := s.o.Sink.(modeSink); ok {
+		ms.SetSync(mode == "sync")
+	}
+}
+
 func (s *Stream) notify(id string, kv ...string) {
 	attrs := map[string]string{"stream": s.o.StreamID}
 	for i := 0; i+1 < len(kv); i += 2 {
@@ -190,6 +200,7 @@ func (s *Stream) Start(ctx context.Context, mode string) (Status, error) {
 	if s.state == Started || s.state == Starting {
 		if mode != "" {
 			s.mode = mode // a mode change applies at once: the writer is shared
+			s.tellSink(mode)
 		}
 		s.mu.Unlock()
 		return s.Describe(), nil
@@ -197,6 +208,7 @@ func (s *Stream) Start(ctx context.Context, mode string) (Status, error) {
 	if mode != "" {
 		s.mode = mode
 	}
+	s.tellSink(s.mode)
 	s.state, s.reason, s.lastErr = Starting, "", ""
 	s.mu.Unlock()
 	s.notify(EventStarting, "mode", s.Mode())

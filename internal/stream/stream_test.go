@@ -499,3 +499,40 @@ func TestSubmitNotify(t *testing.T) {
 		t.Errorf("%d sync timeouts counted, want 1", n)
 	}
 }
+
+// modeRecorder is a sink that tunes itself to the mode, as Kafka's does.
+type modeRecorder struct {
+	pipeline.Sink
+	modes []bool
+}
+
+func (m *modeRecorder) SetSync(sync bool) { m.modes = append(m.modes, sync) }
+
+// TestModeReachesTheSink: the sink learns the mode at start and at every
+// change while the stream runs (a Kafka sink opened async stops lingering).
+func TestModeReachesTheSink(t *testing.T) {
+	l, err := streamlog.Open(t.TempDir(), streamlog.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	p, err := kms.OpenLocal(filepath.Join(t.TempDir(), "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &modeRecorder{Sink: streamlog.Records{L: l}}
+	s := New(Options{
+		StreamID: "cluster-MODEMODEMODEMODEMODEMODEMO", Provider: p, MaxUses: 100, MaxAge: time.Hour,
+		Sink: sink, Logger: slog.New(slog.DiscardHandler),
+	})
+	ctx := context.Background()
+	defer s.Close(ctx)
+	for _, mode := range []string{"async", "sync", "", "async"} {
+		if _, err := s.Start(ctx, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []bool{false, true, false}; !slices.Equal(sink.modes, want) {
+		t.Fatalf("SetSync calls %v, want %v", sink.modes, want)
+	}
+}

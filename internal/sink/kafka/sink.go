@@ -74,6 +74,7 @@ type Sink struct {
 	ctx    context.Context // canceled by Close after its flush
 	cancel context.CancelFunc
 	closed atomic.Bool
+	sync   atomic.Bool // sync mode now: records do not linger
 
 	mu       sync.Mutex
 	lastSeq  uint64
@@ -159,6 +160,7 @@ func Open(ctx context.Context, o Options) (*Sink, error) {
 		return nil, fmt.Errorf("kafka: producer: %w", err)
 	}
 	s := &Sink{o: o, log: log, cl: cl, key: key, partition: part, maxBytes: maxBytes, lastSeq: seq, lastLine: line}
+	s.sync.Store(o.Sync)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	log.Info("kafka sink open", "brokers", o.Brokers, "partition", part, "last_seq", seq,
 		"sync", o.Sync, "linger", o.Linger, "max_message_bytes", maxBytes, "sasl", o.SASL.String())
@@ -358,6 +360,12 @@ func (s *Sink) AppendAsync(seq uint64, line []byte) (wait func() error) {
 		s.mu.Unlock()
 		done <- nil
 	})
+	if s.sync.Load() && s.o.Linger > 0 {
+		// Opened async, now sync (the stream's mode changed): a waiting
+		// session must not wait for the linger. kgo has no per-record
+		// linger; Flush stops lingering until what is buffered is sent.
+		go func() { _ = s.cl.Flush(s.ctx) }()
+	}
 	var once sync.Once
 	var res error
 	return func() error {
@@ -365,6 +373,11 @@ func (s *Sink) AppendAsync(seq uint64, line []byte) (wait func() error) {
 		return res
 	}
 }
+
+// SetSync tells the sink the stream's mode: in sync mode sessions wait for
+// each record, which then does not linger. The stream calls it when its
+// mode changes while the sink stays open.
+func (s *Sink) SetSync(sync bool) { s.sync.Store(sync) }
 
 // MaxRecordBytes is the largest record line the topic takes with this
 // stream's key: the writer splits batches to fit it.

@@ -390,3 +390,33 @@ func TestDeliveryTimeoutWhenDown(t *testing.T) {
 		t.Errorf("failed after %s", d)
 	}
 }
+
+// TestSyncStopsLinger: a sink opened for async mode lingers; once the stream
+// turns sync (SetSync), a record is sent at once, not after the linger.
+func TestSyncStopsLinger(t *testing.T) {
+	c := newCluster(t)
+	o := sinkOptions(c, "das", "cluster-LING")
+	o.Linger = time.Minute
+	s := openSink(t, o)
+	ch := newChain("cluster-LING", 10)
+	waitFor := func(wait func() error) error {
+		done := make(chan error, 1)
+		go func() { done <- wait() }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second): // far below the linger
+			return errors.New("still lingering")
+		}
+	}
+	seq, line := ch.next()
+	first := s.AppendAsync(seq, line)
+	s.SetSync(true)
+	seq, line = ch.next()
+	if err := waitFor(s.AppendAsync(seq, line)); err != nil {
+		t.Fatalf("sync record: %v", err)
+	}
+	if err := waitFor(first); err != nil {
+		t.Fatalf("the async record before it: %v", err)
+	}
+}
