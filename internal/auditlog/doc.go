@@ -22,10 +22,12 @@
 // the position just after its line: "<dev>:<inode>:<born>:<offset>", where
 // born is the file's birth time in ns (0 where the file system has none):
 // the plugin deletes its oldest rotation and creates the new file at once,
-// so ext4 hands the new file the inode just freed. A query at least
-// server_audit_query_log_limit bytes long (Options.QueryLogLimit, default
-// 1024), or whose closing quote is missing, may have been cut by the plugin:
-// Extra "dasTruncated":true (an inference: a query of exactly the limit is
+// so ext4 hands the new file the inode just freed. The plugin cuts a query
+// where its escaped text reaches server_audit_query_log_limit
+// (Options.QueryLogLimit, default 1024), or one byte short of it before a
+// two-byte escape: a query written (escaped) at least the limit less one
+// bytes long, or whose closing quote is missing, may have been cut:
+// Extra "dasTruncated":true (an inference: a whole query of that length is
 // flagged too). Invalid UTF-8 in the SQL is flagged "dasInvalidUTF8" (the
 // encoder writes U+FFFD). Passwords: the plugin masks them itself; the
 // pipeline's redact.SQL runs on commandText as for the proxy.

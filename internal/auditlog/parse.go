@@ -26,6 +26,7 @@ type Record struct {
 	Operation    string // as written: QUERY, CONNECT, CHANGE_USER, READ, ...
 	Database     string
 	Object       string   // the SQL (unescaped) for QUERY, the table for table events
+	ObjectLen    int      // bytes of a quoted object as written, escapes included (what the plugin's query limit bounds)
 	RetCode      string   // "" on table events
 	Quoted       bool     // the object was a quoted string (a query)
 	Unterminated bool     // the quoted object had no closing quote (cut line): read leniently
@@ -172,10 +173,10 @@ func parseLine(line []byte, loc *time.Location, c *strCache) (Record, error) {
 		obj, rest, ok := quoted(p[1:])
 		if !ok {
 			// No closing quote: a cut line. Take what is there.
-			r.Object, r.Unterminated = unescape(p[1:]), true
+			r.Object, r.ObjectLen, r.Unterminated = unescape(p[1:]), len(p)-1, true
 			return r, nil
 		}
-		r.Object = obj
+		r.Object, r.ObjectLen = obj, len(p)-2-len(rest)
 		if len(rest) > 0 {
 			if rest[0] != ',' {
 				return r, perr("object", "closing quote not followed by a comma")
@@ -408,8 +409,9 @@ type EventOptions struct {
 	// ServerHost replaces the line's serverhost when set.
 	ServerHost string
 	// QueryLogLimit is the server's server_audit_query_log_limit; a query
-	// at least this long may have been cut (Extra "dasTruncated"). 0 means
-	// the plugin default, 1024; negative disables the check.
+	// written (escaped) at least this long less one may have been cut
+	// (Extra "dasTruncated"). 0 means the plugin default, 1024; negative
+	// disables the check.
 	QueryLogLimit int
 	// Extra, when it has room for das's fields (capacity 3 or more), holds
 	// them instead of a new slice: the tailer carves these from a slab.
@@ -460,7 +462,16 @@ func (r *Record) Event(o EventOptions) event.Event {
 		if limit == 0 {
 			limit = 1024
 		}
-		if r.Unterminated || (limit > 0 && len(r.Object) >= limit) {
+		// The plugin cuts the query as written, escaped: log_statement_ex
+		// (MariaDB plugin/server_audit/server_audit.c) caps it at limit
+		// bytes and gives escape_string room for limit bytes of output,
+		// which stops at limit, or at limit-1 when the next byte needs a
+		// two-byte escape (\' \\ \b \t \n \f \r). So an object written
+		// limit-1 bytes long or longer may have been cut; unescaped, it can
+		// be far shorter. Not seen: escape_string_hide_passwords also stops
+		// before a masked password that does not fit, earlier still.
+		// (len(Object) covers a Record made by hand.)
+		if n := max(r.ObjectLen, len(r.Object)); r.Unterminated || (limit > 0 && n >= limit-1) {
 			e.Extra = append(e.Extra, event.Field{Key: "dasTruncated", Value: jsonTrue})
 		}
 	case "READ", "WRITE", "CREATE", "ALTER", "DROP", "RENAME":
