@@ -34,8 +34,9 @@
 //
 // A line that is not a record is never dropped: it becomes an event with
 // command UNPARSED, errorMessage saying why, and the line in commandText
-// (Extra "dasRawBase64" instead when it is not UTF-8; that copy is not
-// redacted), counted in Stats.Unparsed. Problems of the tailer itself
+// (Extra "dasRawBase64" instead when it is not UTF-8), its passwords masked
+// as redact.SQL masks SQL, in the escaped quoted SQL of a line shaped like a
+// record too; counted in Stats.Unparsed. Problems of the tailer itself
 // (rotation outran the reader, truncation, a checkpoint that does not match
 // or cannot be written, a path that is a directory, a symlink or unreadable)
 // are DAS_WARNING events with errorMessage and Extra "dasWarning" naming the

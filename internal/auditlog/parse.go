@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/das-mysql/das/internal/event"
+	"github.com/das-mysql/das/internal/redact"
 )
 
 // Record is one server_audit line, fields as the plugin wrote them (the
@@ -511,7 +512,8 @@ func qualify(db, table string) string {
 	return db + "." + table
 }
 
-// unparsedEvent keeps a line that is not a record: never dropped.
+// unparsedEvent keeps a line that is not a record: never dropped, its
+// passwords masked.
 func unparsedEvent(line []byte, err error, now time.Time, serverHost string) event.Event {
 	e := event.New(now)
 	e.Command = CommandUnparsed
@@ -519,13 +521,62 @@ func unparsedEvent(line []byte, err error, now time.Time, serverHost string) eve
 	e.ServerHost = serverHost
 	e.ErrorMessage = err.Error()
 	e.Extra = event.Fields{{Key: "dasSource", Value: jsonSource}}
-	if utf8.Valid(line) {
-		e.CommandText = string(line)
+	text := redactRaw(line)
+	if utf8.ValidString(text) {
+		e.CommandText = text
 	} else {
-		b, _ := json.Marshal(base64.StdEncoding.EncodeToString(line))
+		// The pipeline redacts commandText only: mask this copy here.
+		b, _ := json.Marshal(base64.StdEncoding.EncodeToString([]byte(text)))
 		e.Extra = append(e.Extra, event.Field{Key: "dasRawBase64", Value: b})
 	}
 	return e
+}
+
+// redactRaw masks passwords in a line that is not a record as redact.SQL
+// masks commandText. A line shaped like a record holds its SQL escaped
+// inside quotes, where redact.SQL sees a single string literal: so the
+// first quoted part is unescaped, redacted and, when something was masked,
+// written back escaped as the plugin escapes. Then the whole line is
+// redacted as SQL, for a line of bare SQL. redact.SQL works on bytes: any
+// invalid UTF-8 outside the masked literals is kept.
+func redactRaw(line []byte) string {
+	s := string(line)
+	if i := strings.IndexByte(s, '\''); i >= 0 {
+		body := line[i+1:]
+		obj, rest, ok := quoted(body)
+		tail := "'" + string(rest)
+		if !ok {
+			obj, tail = unescape(body), ""
+		}
+		if m := redact.SQL(obj); m != obj {
+			s = s[:i+1] + string(appendEscaped(nil, m)) + tail
+		}
+	}
+	return redact.SQL(s)
+}
+
+// appendEscaped appends s escaped as server_audit escapes a query (the
+// inverse of appendUnescaped).
+func appendEscaped(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\'', '\\':
+			buf = append(buf, '\\', c)
+		case '\n':
+			buf = append(buf, '\\', 'n')
+		case '\r':
+			buf = append(buf, '\\', 'r')
+		case '\t':
+			buf = append(buf, '\\', 't')
+		case '\b':
+			buf = append(buf, '\\', 'b')
+		case '\f':
+			buf = append(buf, '\\', 'f')
+		default:
+			buf = append(buf, c)
+		}
+	}
+	return buf
 }
 
 // IsParseError reports whether err came from ParseLine.

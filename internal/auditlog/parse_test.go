@@ -3,6 +3,7 @@ package auditlog
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"math/rand/v2"
@@ -276,6 +277,55 @@ func TestTruncatedFlagPlugin(t *testing.T) {
 		case !flagged && r.Object != q.String():
 			t.Fatalf("limit %d: %q not flagged but reads %q", limit, q.String(), r.Object)
 		}
+	}
+}
+
+// A line that is not a record keeps its raw text, with passwords masked as
+// in commandText: also when it is base64 (the pipeline redacts commandText
+// only) and also inside the escaped SQL of a line shaped like a record
+// (where redact.SQL alone would see one string literal).
+func TestUnparsedRedacted(t *testing.T) {
+	const head = `20261125 16:54:04,vm,u,h,1,x,QUERY,d,` // queryid "x": not a record
+	tests := []struct {
+		name, line, want string
+		base64           bool // not UTF-8: in dasRawBase64
+	}{
+		{"bare SQL, invalid UTF-8", "\xff CREATE USER u IDENTIFIED BY 'secret'",
+			"\xff CREATE USER u IDENTIFIED BY *****", true},
+		{"record-shaped, invalid UTF-8", head + "'SELECT \\'\xff\\'; CREATE USER u IDENTIFIED BY \\'secret\\'',0",
+			head + "'SELECT \\'\xff\\'; CREATE USER u IDENTIFIED BY *****',0", true},
+		{"record-shaped, UTF-8, escapes kept", head + `'SET PASSWORD FOR u = PASSWORD(\'secret\')\n-- \\ \t',0`,
+			head + `'SET PASSWORD FOR u = PASSWORD(*****)\n-- \\ \t',0`, false},
+		{"record-shaped, cut inside the password (its invalid byte masked too)", head + "'ALTER USER u IDENTIFIED BY \\'secr\xfe",
+			head + "'ALTER USER u IDENTIFIED BY *****", false},
+		{"no password, kept byte for byte", head + "'SELECT \\'\xff\\' \\z IDENTIFIED',0",
+			head + "'SELECT \\'\xff\\' \\z IDENTIFIED',0", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := ParseLine([]byte(tt.line), time.UTC); err == nil {
+				t.Fatalf("%q parses: not a test of an unparsed line", tt.line)
+			}
+			e := unparsedEvent([]byte(tt.line), errEmpty, time.Unix(0, 0), "h")
+			got := e.CommandText
+			if raw := e.Extra.Get("dasRawBase64"); raw != nil {
+				var b64 string
+				if err := json.Unmarshal(raw, &b64); err != nil {
+					t.Fatal(err)
+				}
+				b, err := base64.StdEncoding.DecodeString(b64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = string(b)
+			}
+			if (e.Extra.Get("dasRawBase64") != nil) != tt.base64 {
+				t.Errorf("dasRawBase64 present: %v, want %v", !tt.base64, tt.base64)
+			}
+			if got != tt.want {
+				t.Errorf("raw text\n%q, want\n%q", got, tt.want)
+			}
+		})
 	}
 }
 
