@@ -53,6 +53,7 @@ type Config struct {
 	Listen                string        // listen (empty: no proxy, audit logs only)
 	AuditLogs             []string      // audit_log: server_audit files to follow (repeatable)
 	AuditQueryLogLimit    int           // audit_query_log_limit: the server's server_audit_query_log_limit
+	AuditMaxLine          int           // audit_max_line: longer server_audit lines are cut
 	Upstream              string        // upstream: host:port; empty starts an embedded database
 	TLSCert               string        // tls_cert
 	TLSKey                string        // tls_key
@@ -103,6 +104,7 @@ func Defaults() Config {
 		LogLevel:           "info",
 		Listen:             "127.0.0.1:3307",
 		AuditQueryLogLimit: 1024,
+		AuditMaxLine:       1 << 20,
 		UpstreamTLS:        "auto",
 		Mode:               "async",
 		KMSRetryWindow:     60 * time.Second,
@@ -241,6 +243,15 @@ var settings = []setting{
 	{"log_level", "debug, info, warn or error", oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
 	{"listen", "serve: address MySQL clients connect to (empty: no proxy, only the audit logs)", hostPort(func(c *Config) *string { return &c.Listen }, true)},
 	{"audit_query_log_limit", "serve: the server's server_audit_query_log_limit, so that statements cut at it are flagged dasTruncated", integer(func(c *Config) *int { return &c.AuditQueryLogLimit }, 1)},
+	{"audit_max_line", "serve: a server_audit line longer than this is cut to it (flagged dasLineCut); must exceed audit_query_log_limit, with room for the other fields", func(c *Config, v string) error {
+		// Each tailer holds up to this much of one line in memory.
+		n, err := ParseSize(v)
+		if err != nil || n < 1<<10 || n > 1<<30 {
+			return fmt.Errorf("%q is not a size from 1KiB to 1GiB (write 1MiB, 64KiB or a byte count)", v)
+		}
+		c.AuditMaxLine = int(n)
+		return nil
+	}},
 	{"audit_log", "serve: a MariaDB server_audit log file to follow (repeat the flag, or separate with commas)", func(c *Config, v string) error {
 		for _, p := range strings.Split(v, ",") {
 			if p = strings.TrimSpace(p); p != "" {
@@ -439,6 +450,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Listen == "" && len(c.AuditLogs) == 0 {
 		return errors.New("config: listen is empty and no audit_log is given: das serve would capture nothing; set --listen HOST:PORT or --audit-log PATH")
+	}
+	if len(c.AuditLogs) > 0 && c.AuditMaxLine <= c.AuditQueryLogLimit {
+		// The plugin writes queries of up to the limit: each would be cut again.
+		return fmt.Errorf("config: audit_max_line (%d) is not above audit_query_log_limit (%d): lines the server writes whole would be cut; set --audit-max-line or audit_max_line: to the limit plus 1KiB or more for the other fields", c.AuditMaxLine, c.AuditQueryLogLimit)
 	}
 	if c.KMS == "aws" && c.KMSKeyID == "" {
 		return errors.New("config: kms_key_id is required when kms is aws; set --kms-key-id or kms_key_id: to a key id, alias/NAME or ARN")

@@ -55,6 +55,17 @@ func TestLoad(t *testing.T) {
 		{name: "bad stream id", args: []string{"--stream-id", "a b"}, wantErr: "is not a resource id"},
 		{name: "not a mapping", file: "- a\n- b\n", wantErr: "want a mapping"},
 		{name: "nested value", file: "kms:\n  provider: aws\n", wantErr: "kms: want a single value"},
+		{name: "audit max line default", check: func(c Config) bool { return c.AuditMaxLine == 1<<20 }},
+		{name: "audit max line in file", file: "audit_max_line: 64KiB\n", check: func(c Config) bool { return c.AuditMaxLine == 64<<10 }},
+		{name: "audit max line flag", file: "audit_max_line: 64KiB\n", args: []string{"--audit-max-line", "4MiB"},
+			check: func(c Config) bool { return c.AuditMaxLine == 4<<20 }},
+		{name: "audit max line too small", file: "audit_max_line: 100\n", wantErr: `line 1: audit_max_line: "100" is not a size from 1KiB to 1GiB (write 1MiB`},
+		{name: "audit max line too large", args: []string{"--audit-max-line", "2GiB"}, wantErr: `--audit-max-line: "2GiB" is not a size from 1KiB to 1GiB`},
+		{name: "audit max line not a size", args: []string{"--audit-max-line", "long"}, wantErr: `--audit-max-line: "long" is not a size`},
+		{name: "audit max line within the query limit", file: "audit_log: /a\naudit_query_log_limit: 4096\naudit_max_line: 4KiB\n",
+			wantErr: "audit_max_line (4096) is not above audit_query_log_limit (4096): lines the server writes whole would be cut; set --audit-max-line"},
+		{name: "audit max line above the query limit", file: "audit_log: /a\naudit_query_log_limit: 4096\naudit_max_line: 8KiB\n",
+			check: func(c Config) bool { return c.AuditMaxLine == 8<<10 && c.AuditQueryLogLimit == 4096 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
