@@ -1,6 +1,7 @@
 // Package config holds the settings every das command shares, read from a
-// YAML file and from flags of the same names (flags win). An unknown or
-// invalid setting is an error that names the setting and how to fix it.
+// YAML file and from flags of the same names (flags win: a list setting
+// given as flags replaces the file's list). An unknown or invalid setting
+// is an error that names the setting and how to fix it.
 package config
 
 import (
@@ -125,6 +126,12 @@ type setting struct {
 
 // boolFlags are settings given as flags without a value (--require-tls).
 var boolFlags = map[string]bool{"require_tls": true, "upstream_tls_skip_verify": true, "fail_closed": true, "auto_restart": true, "spool_on_kms_outage": true}
+
+// listSettings take several values: a repeated flag, a YAML list, a
+// repeated key, commas. Their setter appends.
+var listSettings = map[string]func(c *Config) *[]string{
+	"audit_log": func(c *Config) *[]string { return &c.AuditLogs },
+}
 
 func str(f func(c *Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *f(c) = v; return nil }
@@ -252,7 +259,7 @@ var settings = []setting{
 		c.AuditMaxLine = int(n)
 		return nil
 	}},
-	{"audit_log", "serve: a MariaDB server_audit log file to follow (repeat the flag, or separate with commas)", func(c *Config, v string) error {
+	{"audit_log", "serve: a MariaDB server_audit log file to follow (repeat the flag or separate with commas; in the file a YAML list; flags replace the file's list)", func(c *Config, v string) error {
 		for _, p := range strings.Split(v, ",") {
 			if p = strings.TrimSpace(p); p != "" {
 				c.AuditLogs = append(c.AuditLogs, p)
@@ -305,7 +312,7 @@ func Register(fs *flag.FlagSet) *Flags {
 	f := &Flags{fs: fs}
 	f.config = fs.String("config", "", "YAML config file with the same settings (flags override it)")
 	for _, s := range settings {
-		if s.name == "audit_log" {
+		if listSettings[s.name] != nil {
 			fs.Var(&listFlag{}, FlagName(s.name), s.usage)
 			continue
 		}
@@ -357,6 +364,9 @@ func (f *Flags) Load() (Config, error) {
 		if s == nil {
 			return // a command's own flag
 		}
+		if l := listSettings[name]; l != nil {
+			*l(&c) = nil // the flags' list replaces the file's
+		}
 		if e := s.set(&c, fl.Value.String()); e != nil {
 			err = fmt.Errorf("config: --%s: %w", fl.Name, e)
 		}
@@ -394,11 +404,17 @@ func Parse(c *Config, path string, b []byte) error {
 		if s == nil {
 			return fmt.Errorf("config: %s: line %d: unknown setting %q%s", path, k.Line, k.Value, suggest(k.Value))
 		}
-		if v.Kind != yaml.ScalarNode {
-			return fmt.Errorf("config: %s: line %d: %s: want a single value", path, v.Line, k.Value)
+		values := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode && listSettings[k.Value] != nil {
+			values = v.Content
 		}
-		if err := s.set(c, v.Value); err != nil {
-			return fmt.Errorf("config: %s: line %d: %s: %w", path, v.Line, k.Value, err)
+		for _, v := range values {
+			if v.Kind != yaml.ScalarNode {
+				return fmt.Errorf("config: %s: line %d: %s: want a single value", path, v.Line, k.Value)
+			}
+			if err := s.set(c, v.Value); err != nil {
+				return fmt.Errorf("config: %s: line %d: %s: %w", path, v.Line, k.Value, err)
+			}
 		}
 	}
 	return nil
@@ -450,6 +466,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Listen == "" && len(c.AuditLogs) == 0 {
 		return errors.New("config: listen is empty and no audit_log is given: das serve would capture nothing; set --listen HOST:PORT or --audit-log PATH")
+	}
+	seen := map[string]bool{}
+	for _, p := range c.AuditLogs {
+		// Two tailers of one file would deliver each line twice.
+		if p = filepath.Clean(p); seen[p] {
+			return fmt.Errorf("config: audit_log %s is given twice; list each server_audit file once", p)
+		}
+		seen[p] = true
 	}
 	if len(c.AuditLogs) > 0 && c.AuditMaxLine <= c.AuditQueryLogLimit {
 		// The plugin writes queries of up to the limit: each would be cut again.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,51 @@ func TestLoad(t *testing.T) {
 			}
 			if !tt.check(c) {
 				t.Fatalf("unexpected config %+v", c)
+			}
+		})
+	}
+}
+
+// audit_log takes several paths, in the file or as flags; flags given
+// replace the file's list (flags override the file), never add to it.
+func TestAuditLogList(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		args    []string
+		want    []string
+		wantErr string
+	}{
+		{name: "none", want: nil},
+		{name: "file, YAML list", file: "audit_log:\n  - /a\n  - /b\n", want: []string{"/a", "/b"}},
+		{name: "file, flow list", file: "audit_log: [/a, /b]\n", want: []string{"/a", "/b"}},
+		{name: "file, repeated key", file: "audit_log: /a\naudit_log: /b\n", want: []string{"/a", "/b"}},
+		{name: "file, commas", file: "audit_log: /a, /b\n", want: []string{"/a", "/b"}},
+		{name: "flags, repeated", args: []string{"--audit-log", "/a", "--audit-log", "/b,/c"}, want: []string{"/a", "/b", "/c"}},
+		{name: "flags replace the file's list", file: "audit_log: /a\naudit_log: /b\n", args: []string{"--audit-log", "/c", "--audit-log", "/d"},
+			want: []string{"/c", "/d"}},
+		{name: "other flags keep the file's list", file: "audit_log: [/a, /b]\n", args: []string{"--listen", "127.0.0.1:3308"},
+			want: []string{"/a", "/b"}},
+		{name: "an empty flag clears the file's list", file: "audit_log: [/a]\n", args: []string{"--audit-log", ""}, want: nil},
+		{name: "nested list", file: "audit_log:\n  - [/a]\n", wantErr: "line 2: audit_log: want a single value"},
+		{name: "list for a single setting", file: "listen:\n  - 127.0.0.1:1\n", wantErr: "line 2: listen: want a single value"},
+		{name: "a path twice", file: "audit_log: [/a, /b]\n", args: []string{"--audit-log", "/c", "--audit-log", "/c/"},
+			wantErr: "config: audit_log /c is given twice; list each server_audit file once"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, tt.file, tt.args...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.AuditLogs, tt.want) {
+				t.Fatalf("audit_log %q, want %q", c.AuditLogs, tt.want)
 			}
 		})
 	}
