@@ -118,7 +118,7 @@ func startTailers(ctx context.Context, c config.Config, st *stream.Stream, logge
 	for _, path := range c.AuditLogs {
 		tl, err := auditlog.New(auditlog.Options{
 			Path: path, StateDir: auditStateDir(c, path), ServerHost: c.ServerHost, QueryLogLimit: c.AuditQueryLogLimit,
-			Logger: logger, DurableFloor: floor,
+			MaxLine: c.AuditMaxLine, Logger: logger, DurableFloor: floor,
 		})
 		if err != nil {
 			cancel()

@@ -592,3 +592,48 @@ func TestServeAuditLogCrash(t *testing.T) {
 		"%d files (%d forced rotations, FLUSH LOGS rotates: %v); %d lines, %d events, operations %v",
 		len(want), len(maybe), 8, droppedByServer, len(kills), len(files), forced.Load(), flushRotates, fileLines, len(evs), ops)
 }
+
+// TestServeAuditMaxLine: audit_max_line reaches the tailer. A line longer
+// than it arrives cut to it and flagged dasLineCut; a short one whole.
+func TestServeAuditMaxLine(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "server_audit.log")
+	long := `20261125 16:54:04,vm,u,h,1,2,QUERY,d,'SELECT \'` + strings.Repeat("x", 3000) + `\'',0`
+	lines := `20261125 16:54:04,vm,u,h,1,1,QUERY,d,'SELECT \'short\'',0` + "\n" + long + "\n"
+	if err := os.WriteFile(logPath, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	srv := startAuditServe(t, "--data-dir", data, "--audit-log", logPath, "--audit-max-line", "2KiB")
+	deadline := time.Now().Add(30 * time.Second)
+	for c := srv.counters(t, data); c["audit_lines"] < 2 || c["events_durable"] < c["events_in"]; c = srv.counters(t, data) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the lines are not durable: %v\n%s", c, srv.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code := srv.stop(t); code != 0 {
+		t.Fatalf("das serve exited %d: %s", code, srv.stderr.String())
+	}
+	r := das(t, nil, "consume", "--from", data)
+	if r.code != 0 {
+		t.Fatalf("consume: %d %s", r.code, r.stderr)
+	}
+	var short, cut *event.Event
+	for _, e := range consumed(t, r.stdout) {
+		switch {
+		case e.CommandText == "SELECT 'short'":
+			short = &e
+		case strings.HasPrefix(e.CommandText, "SELECT 'xxx"):
+			cut = &e
+		}
+	}
+	if short == nil || cut == nil {
+		t.Fatalf("events missing from the stream: short %v, long %v\n%s", short != nil, cut != nil, r.stdout)
+	}
+	if short.Extra.Has("dasLineCut") {
+		t.Errorf("the short line is flagged dasLineCut")
+	}
+	if !cut.Extra.Has("dasLineCut") || len(cut.CommandText) >= 2048 {
+		t.Errorf("the %d-byte line: dasLineCut %v, %d bytes of text; want it cut at 2KiB", len(long), cut.Extra.Has("dasLineCut"), len(cut.CommandText))
+	}
+}

@@ -22,18 +22,21 @@
 // the position just after its line: "<dev>:<inode>:<born>:<offset>", where
 // born is the file's birth time in ns (0 where the file system has none):
 // the plugin deletes its oldest rotation and creates the new file at once,
-// so ext4 hands the new file the inode just freed. A query at least
-// server_audit_query_log_limit bytes long (Options.QueryLogLimit, default
-// 1024), or whose closing quote is missing, may have been cut by the plugin:
-// Extra "dasTruncated":true (an inference: a query of exactly the limit is
+// so ext4 hands the new file the inode just freed. The plugin cuts a query
+// where its escaped text reaches server_audit_query_log_limit
+// (Options.QueryLogLimit, default 1024), or one byte short of it before a
+// two-byte escape: a query written (escaped) at least the limit less one
+// bytes long, or whose closing quote is missing, may have been cut:
+// Extra "dasTruncated":true (an inference: a whole query of that length is
 // flagged too). Invalid UTF-8 in the SQL is flagged "dasInvalidUTF8" (the
 // encoder writes U+FFFD). Passwords: the plugin masks them itself; the
 // pipeline's redact.SQL runs on commandText as for the proxy.
 //
 // A line that is not a record is never dropped: it becomes an event with
 // command UNPARSED, errorMessage saying why, and the line in commandText
-// (Extra "dasRawBase64" instead when it is not UTF-8; that copy is not
-// redacted), counted in Stats.Unparsed. Problems of the tailer itself
+// (Extra "dasRawBase64" instead when it is not UTF-8), its passwords masked
+// as redact.SQL masks SQL, in the escaped quoted SQL of a line shaped like a
+// record too; counted in Stats.Unparsed. Problems of the tailer itself
 // (rotation outran the reader, truncation, a checkpoint that does not match
 // or cannot be written, a path that is a directory, a symlink or unreadable)
 // are DAS_WARNING events with errorMessage and Extra "dasWarning" naming the

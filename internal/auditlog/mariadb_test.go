@@ -477,3 +477,64 @@ func whereIs(logPath, marker string) string {
 	}
 	return fmt.Sprintf(" (in %v)", out)
 }
+
+// TestMariaDBQueryLogLimit checks the truncation flag against the real
+// plugin: with a small server_audit_query_log_limit, a statement with
+// quotes, a backslash and a newline is cut where its escaped text reaches
+// the limit, so what is left is shorter than the limit once unescaped.
+func TestMariaDBQueryLogLimit(t *testing.T) {
+	const limit = 64
+	logPath := filepath.Join(t.TempDir(), "server_audit.log")
+	db := testenv.MariaDB(t, testenv.MariaDBArgs("--plugin-load-add=server_audit", "--server-audit-logging=ON",
+		"--server-audit-file-path="+logPath, "--server-audit-events=QUERY",
+		fmt.Sprintf("--server-audit-query-log-limit=%d", limit)))
+	conn, err := sql.Open("mysql", db.UserDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	queries := map[string]string{ // marker -> statement
+		"qll-cut":   "SELECT 'qll-cut', 'it''s a \\\\ back\nslash', '" + strings.Repeat("x", 100) + "'",
+		"qll-whole": "SELECT 'qll-whole', 'it''s\n'",
+	}
+	for _, q := range queries {
+		if _, err := conn.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs := map[string]Record{}
+	for deadline := time.Now().Add(10 * time.Second); len(recs) < len(queries); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("statements missing from the log: have %v", recs)
+		}
+		b, _ := os.ReadFile(logPath)
+		for _, l := range bytes.Split(b, []byte("\n")) {
+			r, err := ParseLine(l, time.Local)
+			if err != nil {
+				continue // the torn last line of a write in progress
+			}
+			for m := range queries {
+				if strings.Contains(r.Object, "'"+m+"'") {
+					recs[m] = r
+				}
+			}
+		}
+	}
+	cut := recs["qll-cut"]
+	if q := queries["qll-cut"]; cut.Object == q || !strings.HasPrefix(q, cut.Object) {
+		t.Fatalf("the server wrote %q for %q: not a cut of it", cut.Object, q)
+	}
+	if cut.ObjectLen < limit-1 || cut.ObjectLen > limit || len(cut.Object) >= limit {
+		t.Errorf("cut statement: %d bytes written, %d unescaped; want %d or %d written, fewer unescaped", cut.ObjectLen, len(cut.Object), limit-1, limit)
+	}
+	if e := cut.Event(EventOptions{QueryLogLimit: limit}); !e.Extra.Has("dasTruncated") {
+		t.Errorf("cut statement %q not flagged dasTruncated", cut.Object)
+	}
+	whole := recs["qll-whole"]
+	if whole.Object != queries["qll-whole"] {
+		t.Errorf("the server wrote %q for %q", whole.Object, queries["qll-whole"])
+	}
+	if e := whole.Event(EventOptions{QueryLogLimit: limit}); e.Extra.Has("dasTruncated") {
+		t.Errorf("whole statement %q flagged dasTruncated", whole.Object)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/das-mysql/das/internal/event"
+	"github.com/das-mysql/das/internal/redact"
 )
 
 // Record is one server_audit line, fields as the plugin wrote them (the
@@ -26,6 +27,7 @@ type Record struct {
 	Operation    string // as written: QUERY, CONNECT, CHANGE_USER, READ, ...
 	Database     string
 	Object       string   // the SQL (unescaped) for QUERY, the table for table events
+	ObjectLen    int      // bytes of a quoted object as written, escapes included (what the plugin's query limit bounds)
 	RetCode      string   // "" on table events
 	Quoted       bool     // the object was a quoted string (a query)
 	Unterminated bool     // the quoted object had no closing quote (cut line): read leniently
@@ -172,10 +174,10 @@ func parseLine(line []byte, loc *time.Location, c *strCache) (Record, error) {
 		obj, rest, ok := quoted(p[1:])
 		if !ok {
 			// No closing quote: a cut line. Take what is there.
-			r.Object, r.Unterminated = unescape(p[1:]), true
+			r.Object, r.ObjectLen, r.Unterminated = unescape(p[1:]), len(p)-1, true
 			return r, nil
 		}
-		r.Object = obj
+		r.Object, r.ObjectLen = obj, len(p)-2-len(rest)
 		if len(rest) > 0 {
 			if rest[0] != ',' {
 				return r, perr("object", "closing quote not followed by a comma")
@@ -408,8 +410,9 @@ type EventOptions struct {
 	// ServerHost replaces the line's serverhost when set.
 	ServerHost string
 	// QueryLogLimit is the server's server_audit_query_log_limit; a query
-	// at least this long may have been cut (Extra "dasTruncated"). 0 means
-	// the plugin default, 1024; negative disables the check.
+	// written (escaped) at least this long less one may have been cut
+	// (Extra "dasTruncated"). 0 means the plugin default, 1024; negative
+	// disables the check.
 	QueryLogLimit int
 	// Extra, when it has room for das's fields (capacity 3 or more), holds
 	// them instead of a new slice: the tailer carves these from a slab.
@@ -460,7 +463,16 @@ func (r *Record) Event(o EventOptions) event.Event {
 		if limit == 0 {
 			limit = 1024
 		}
-		if r.Unterminated || (limit > 0 && len(r.Object) >= limit) {
+		// The plugin cuts the query as written, escaped: log_statement_ex
+		// (MariaDB plugin/server_audit/server_audit.c) caps it at limit
+		// bytes and gives escape_string room for limit bytes of output,
+		// which stops at limit, or at limit-1 when the next byte needs a
+		// two-byte escape (\' \\ \b \t \n \f \r). So an object written
+		// limit-1 bytes long or longer may have been cut; unescaped, it can
+		// be far shorter. Not seen: escape_string_hide_passwords also stops
+		// before a masked password that does not fit, earlier still.
+		// (len(Object) covers a Record made by hand.)
+		if n := max(r.ObjectLen, len(r.Object)); r.Unterminated || (limit > 0 && n >= limit-1) {
 			e.Extra = append(e.Extra, event.Field{Key: "dasTruncated", Value: jsonTrue})
 		}
 	case "READ", "WRITE", "CREATE", "ALTER", "DROP", "RENAME":
@@ -500,7 +512,8 @@ func qualify(db, table string) string {
 	return db + "." + table
 }
 
-// unparsedEvent keeps a line that is not a record: never dropped.
+// unparsedEvent keeps a line that is not a record: never dropped, its
+// passwords masked.
 func unparsedEvent(line []byte, err error, now time.Time, serverHost string) event.Event {
 	e := event.New(now)
 	e.Command = CommandUnparsed
@@ -508,13 +521,62 @@ func unparsedEvent(line []byte, err error, now time.Time, serverHost string) eve
 	e.ServerHost = serverHost
 	e.ErrorMessage = err.Error()
 	e.Extra = event.Fields{{Key: "dasSource", Value: jsonSource}}
-	if utf8.Valid(line) {
-		e.CommandText = string(line)
+	text := redactRaw(line)
+	if utf8.ValidString(text) {
+		e.CommandText = text
 	} else {
-		b, _ := json.Marshal(base64.StdEncoding.EncodeToString(line))
+		// The pipeline redacts commandText only: mask this copy here.
+		b, _ := json.Marshal(base64.StdEncoding.EncodeToString([]byte(text)))
 		e.Extra = append(e.Extra, event.Field{Key: "dasRawBase64", Value: b})
 	}
 	return e
+}
+
+// redactRaw masks passwords in a line that is not a record as redact.SQL
+// masks commandText. A line shaped like a record holds its SQL escaped
+// inside quotes, where redact.SQL sees a single string literal: so the
+// first quoted part is unescaped, redacted and, when something was masked,
+// written back escaped as the plugin escapes. Then the whole line is
+// redacted as SQL, for a line of bare SQL. redact.SQL works on bytes: any
+// invalid UTF-8 outside the masked literals is kept.
+func redactRaw(line []byte) string {
+	s := string(line)
+	if i := strings.IndexByte(s, '\''); i >= 0 {
+		body := line[i+1:]
+		obj, rest, ok := quoted(body)
+		tail := "'" + string(rest)
+		if !ok {
+			obj, tail = unescape(body), ""
+		}
+		if m := redact.SQL(obj); m != obj {
+			s = s[:i+1] + string(appendEscaped(nil, m)) + tail
+		}
+	}
+	return redact.SQL(s)
+}
+
+// appendEscaped appends s escaped as server_audit escapes a query (the
+// inverse of appendUnescaped).
+func appendEscaped(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\'', '\\':
+			buf = append(buf, '\\', c)
+		case '\n':
+			buf = append(buf, '\\', 'n')
+		case '\r':
+			buf = append(buf, '\\', 'r')
+		case '\t':
+			buf = append(buf, '\\', 't')
+		case '\b':
+			buf = append(buf, '\\', 'b')
+		case '\f':
+			buf = append(buf, '\\', 'f')
+		default:
+			buf = append(buf, c)
+		}
+	}
+	return buf
 }
 
 // IsParseError reports whether err came from ParseLine.

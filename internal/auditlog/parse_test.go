@@ -3,8 +3,10 @@ package auditlog
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -30,13 +32,13 @@ func TestParseLine(t *testing.T) {
 			Record{Time: ts, ServerHost: "vm", Host: "127.0.0.1", ConnectionID: "3", Operation: "FAILED_CONNECT", RetCode: "1158"}},
 		{"query with escapes", `20261125 16:54:04,vm,root,127.0.0.1,4,2,QUERY,dastest,'INSERT INTO t VALUES (\'it\'\'s a \\\\ back\nnew\tline\r\b\f\')',0`,
 			Record{Time: ts, ServerHost: "vm", User: "root", Host: "127.0.0.1", ConnectionID: "4", QueryID: 2, Operation: "QUERY", Database: "dastest",
-				Object: "INSERT INTO t VALUES ('it''s a \\\\ back\nnew\tline\r\b\f')", RetCode: "0", Quoted: true}},
+				Object: "INSERT INTO t VALUES ('it''s a \\\\ back\nnew\tline\r\b\f')", ObjectLen: 63, RetCode: "0", Quoted: true}},
 		{"query error code", `20261125 16:54:04,vm,das_test,127.0.0.1,6,16,QUERY,dastest,'CHANGE',1064`,
-			Record{Time: ts, ServerHost: "vm", User: "das_test", Host: "127.0.0.1", ConnectionID: "6", QueryID: 16, Operation: "QUERY", Database: "dastest", Object: "CHANGE", RetCode: "1064", Quoted: true}},
+			Record{Time: ts, ServerHost: "vm", User: "das_test", Host: "127.0.0.1", ConnectionID: "6", QueryID: 16, Operation: "QUERY", Database: "dastest", Object: "CHANGE", ObjectLen: 6, RetCode: "1064", Quoted: true}},
 		{"query with commas and quotes", `20261125 16:54:04,vm,u,h,1,2,QUERY,d,'SELECT \',\', 1,\'\\\'',0`,
-			Record{Time: ts, ServerHost: "vm", User: "u", Host: "h", ConnectionID: "1", QueryID: 2, Operation: "QUERY", Database: "d", Object: `SELECT ',', 1,'\'`, RetCode: "0", Quoted: true}},
+			Record{Time: ts, ServerHost: "vm", User: "u", Host: "h", ConnectionID: "1", QueryID: 2, Operation: "QUERY", Database: "d", Object: `SELECT ',', 1,'\'`, ObjectLen: 22, RetCode: "0", Quoted: true}},
 		{"older version: whitespace as spaces", `20261125 16:54:04,vm,u,h,1,2,QUERY,d,'SELECT  1  FROM  t',0`,
-			Record{Time: ts, ServerHost: "vm", User: "u", Host: "h", ConnectionID: "1", QueryID: 2, Operation: "QUERY", Database: "d", Object: "SELECT  1  FROM  t", RetCode: "0", Quoted: true}},
+			Record{Time: ts, ServerHost: "vm", User: "u", Host: "h", ConnectionID: "1", QueryID: 2, Operation: "QUERY", Database: "d", Object: "SELECT  1  FROM  t", ObjectLen: 18, RetCode: "0", Quoted: true}},
 		{"empty query", `20261125 16:54:04,vm,u,h,1,2,QUERY,d,'',0`,
 			Record{Time: ts, ServerHost: "vm", User: "u", Host: "h", ConnectionID: "1", QueryID: 2, Operation: "QUERY", Database: "d", RetCode: "0", Quoted: true}},
 		{"table event", `20261125 16:54:04,vm,root,127.0.0.1,4,3,READ,dastest,t1,`,
@@ -50,19 +52,19 @@ func TestParseLine(t *testing.T) {
 		{"bare ipv6", `20261125 16:54:04,vm,root,::1,4,0,CONNECT,,,0`,
 			Record{Time: ts, ServerHost: "vm", User: "root", Host: "::1", ConnectionID: "4", Operation: "CONNECT", RetCode: "0"}},
 		{"rds fork: more columns", `20261125 16:54:04,vm,root,10.0.0.7,4,9,QUERY,db,'SELECT 1',0,SSL,x`,
-			Record{Time: ts, ServerHost: "vm", User: "root", Host: "10.0.0.7", ConnectionID: "4", QueryID: 9, Operation: "QUERY", Database: "db", Object: "SELECT 1", RetCode: "0", Quoted: true, Extra: []string{"SSL", "x"}}},
+			Record{Time: ts, ServerHost: "vm", User: "root", Host: "10.0.0.7", ConnectionID: "4", QueryID: 9, Operation: "QUERY", Database: "db", Object: "SELECT 1", ObjectLen: 8, RetCode: "0", Quoted: true, Extra: []string{"SSL", "x"}}},
 		{"aurora epoch microseconds", `1764089644123456,ip-10-0-0-1,admin,10.0.0.9,77,12,QUERY,db,'SELECT 1',0`,
-			Record{Time: time.UnixMicro(1764089644123456), ServerHost: "ip-10-0-0-1", User: "admin", Host: "10.0.0.9", ConnectionID: "77", QueryID: 12, Operation: "QUERY", Database: "db", Object: "SELECT 1", RetCode: "0", Quoted: true}},
+			Record{Time: time.UnixMicro(1764089644123456), ServerHost: "ip-10-0-0-1", User: "admin", Host: "10.0.0.9", ConnectionID: "77", QueryID: 12, Operation: "QUERY", Database: "db", Object: "SELECT 1", ObjectLen: 8, RetCode: "0", Quoted: true}},
 		{"change user", `20261125 16:54:04,vm,bob,localhost,8,0,CHANGE_USER,d,,0`,
 			Record{Time: ts, ServerHost: "vm", User: "bob", Host: "localhost", ConnectionID: "8", Operation: "CHANGE_USER", Database: "d", RetCode: "0"}},
 		{"crlf", "20261125 16:54:04,vm,u,h,1,0,DISCONNECT,,,0\r\n",
 			Record{Time: ts, ServerHost: "vm", User: "u", Host: "h", ConnectionID: "1", Operation: "DISCONNECT", RetCode: "0"}},
 		{"cut inside the query", `20261125 16:54:04,vm,u,h,1,2,QUERY,d,'SELECT \'abc`,
-			Record{Time: ts, ServerHost: "vm", User: "u", Host: "h", ConnectionID: "1", QueryID: 2, Operation: "QUERY", Database: "d", Object: "SELECT 'abc", Quoted: true, Unterminated: true}},
+			Record{Time: ts, ServerHost: "vm", User: "u", Host: "h", ConnectionID: "1", QueryID: 2, Operation: "QUERY", Database: "d", Object: "SELECT 'abc", ObjectLen: 12, Quoted: true, Unterminated: true}},
 		{"cut after a backslash", `20261125 16:54:04,vm,u,h,1,2,QUERY,d,'SELECT \`,
-			Record{Time: ts, ServerHost: "vm", User: "u", Host: "h", ConnectionID: "1", QueryID: 2, Operation: "QUERY", Database: "d", Object: `SELECT \`, Quoted: true, Unterminated: true}},
+			Record{Time: ts, ServerHost: "vm", User: "u", Host: "h", ConnectionID: "1", QueryID: 2, Operation: "QUERY", Database: "d", Object: `SELECT \`, ObjectLen: 8, Quoted: true, Unterminated: true}},
 		{"non-utf8 bytes", "20261125 16:54:04,vm,u,h,1,2,QUERY,d,'SELECT \xff\xfe',0",
-			Record{Time: ts, ServerHost: "vm", User: "u", Host: "h", ConnectionID: "1", QueryID: 2, Operation: "QUERY", Database: "d", Object: "SELECT \xff\xfe", RetCode: "0", Quoted: true}},
+			Record{Time: ts, ServerHost: "vm", User: "u", Host: "h", ConnectionID: "1", QueryID: 2, Operation: "QUERY", Database: "d", Object: "SELECT \xff\xfe", ObjectLen: 9, RetCode: "0", Quoted: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,6 +180,152 @@ func TestEventMapping(t *testing.T) {
 	ue := unparsedEvent([]byte("junk\xff"), errEmpty, time.Now(), "h")
 	if ue.Command != CommandUnparsed || string(ue.Extra.Get("dasRawBase64")) != `"anVua/8="` || ue.CommandText != "" {
 		t.Errorf("unparsed: %+v", ue)
+	}
+}
+
+// TestTruncatedFlag: the plugin cuts a query's escaped text (see Event),
+// so the flag goes by the length as written, not as unescaped.
+func TestTruncatedFlag(t *testing.T) {
+	tests := []struct {
+		name     string
+		object   string // as written between the quotes
+		limit    int
+		cutQuote bool // the line ends inside the object
+		want     bool
+	}{
+		{"plain, limit-2", `SELECT 12345678901`, 20, false, false},
+		{"plain, limit-1", `SELECT 123456789012`, 20, false, true},
+		{"plain, at the limit", `SELECT 1234567890123`, 20, false, true},
+		{"quotes, limit-2 written", `SELECT \'abc\', 12`, 20, false, false},
+		{"quotes, at the limit written, 16 unescaped", `SELECT \'a\', \'bc\'`, 20, false, true},
+		{"quote, limit-1 written: cut before an escape", `SELECT 1, \'abcdefg`, 20, false, true},
+		{"backslashes, 10 unescaped", strings.Repeat(`\\`, 10), 20, false, true},
+		{"newlines, 16 unescaped", `SELECT\n1,\n2,\n3,\n`, 20, false, true},
+		{"tab and carriage return, limit-1 written", `SELECT\t1\r\n234567`, 20, false, true},
+		{"unterminated, short", `SELECT \'ab`, 20, true, true},
+		{"check disabled", strings.Repeat("x", 40), -1, false, false},
+		{"default limit, 1022 written", `SELECT \'` + strings.Repeat("x", 1013), 0, false, false},
+		{"default limit, 1023 written", `SELECT \'` + strings.Repeat("x", 1014), 0, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			line := `20261125 16:54:04,vm,u,h,1,2,QUERY,d,'` + tt.object
+			if !tt.cutQuote {
+				line += `',0`
+			}
+			r, err := ParseLine([]byte(line), time.UTC)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.ObjectLen != len(tt.object) {
+				t.Errorf("ObjectLen %d, want %d", r.ObjectLen, len(tt.object))
+			}
+			e := r.Event(EventOptions{QueryLogLimit: tt.limit})
+			if got := e.Extra.Has("dasTruncated"); got != tt.want {
+				t.Errorf("dasTruncated %v, want %v (%d bytes written, %d unescaped, limit %d)", got, tt.want, len(tt.object), len(r.Object), tt.limit)
+			}
+		})
+	}
+}
+
+// pluginEscapes is server_audit's esc_map (MariaDB 10.5+): the bytes it
+// writes as a backslash and this letter.
+var pluginEscapes = [256]byte{'\b': 'b', '\t': 't', '\n': 'n', '\f': 'f', '\r': 'r', '\'': '\'', '\\': '\\'}
+
+// pluginObject is q as server_audit's log_statement_ex writes it with a
+// query_log_limit of limit: q capped at limit bytes, then escape_string
+// into limit+2 bytes of room, two of which it keeps free.
+func pluginObject(q string, limit int) string {
+	q = q[:min(len(q), limit)]
+	var b []byte
+	for i := 0; i < len(q) && len(b) < limit; i++ {
+		if e := pluginEscapes[q[i]]; e != 0 {
+			if len(b)+1 >= limit {
+				break
+			}
+			b = append(b, '\\', e)
+		} else {
+			b = append(b, q[i])
+		}
+	}
+	return string(b)
+}
+
+// Every query the plugin cuts is flagged, and only queries written at
+// least limit-1 bytes long are.
+func TestTruncatedFlagPlugin(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []string{"a", "b", " ", "'", "\\", "\n", "\t", "\r", "é", ","}
+	for range 20000 {
+		limit := 1 + rng.IntN(40)
+		var q strings.Builder
+		for range rng.IntN(2*limit + 2) {
+			q.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		obj := pluginObject(q.String(), limit)
+		whole := pluginObject(q.String(), 1<<30)
+		r, err := ParseLine([]byte(`20261125 16:54:04,vm,u,h,1,2,QUERY,d,'`+obj+`',0`), time.UTC)
+		if err != nil {
+			t.Fatalf("%q: %v", obj, err)
+		}
+		flagged := r.Event(EventOptions{QueryLogLimit: limit}).Extra.Has("dasTruncated")
+		switch {
+		case obj != whole && !flagged:
+			t.Fatalf("limit %d: %q was cut to %q (%q unescaped) and not flagged", limit, q.String(), obj, r.Object)
+		case flagged && len(obj) < limit-1:
+			t.Fatalf("limit %d: %q flagged, %d bytes written", limit, obj, len(obj))
+		case !flagged && r.Object != q.String():
+			t.Fatalf("limit %d: %q not flagged but reads %q", limit, q.String(), r.Object)
+		}
+	}
+}
+
+// A line that is not a record keeps its raw text, with passwords masked as
+// in commandText: also when it is base64 (the pipeline redacts commandText
+// only) and also inside the escaped SQL of a line shaped like a record
+// (where redact.SQL alone would see one string literal).
+func TestUnparsedRedacted(t *testing.T) {
+	const head = `20261125 16:54:04,vm,u,h,1,x,QUERY,d,` // queryid "x": not a record
+	tests := []struct {
+		name, line, want string
+		base64           bool // not UTF-8: in dasRawBase64
+	}{
+		{"bare SQL, invalid UTF-8", "\xff CREATE USER u IDENTIFIED BY 'secret'",
+			"\xff CREATE USER u IDENTIFIED BY *****", true},
+		{"record-shaped, invalid UTF-8", head + "'SELECT \\'\xff\\'; CREATE USER u IDENTIFIED BY \\'secret\\'',0",
+			head + "'SELECT \\'\xff\\'; CREATE USER u IDENTIFIED BY *****',0", true},
+		{"record-shaped, UTF-8, escapes kept", head + `'SET PASSWORD FOR u = PASSWORD(\'secret\')\n-- \\ \t',0`,
+			head + `'SET PASSWORD FOR u = PASSWORD(*****)\n-- \\ \t',0`, false},
+		{"record-shaped, cut inside the password (its invalid byte masked too)", head + "'ALTER USER u IDENTIFIED BY \\'secr\xfe",
+			head + "'ALTER USER u IDENTIFIED BY *****", false},
+		{"no password, kept byte for byte", head + "'SELECT \\'\xff\\' \\z IDENTIFIED',0",
+			head + "'SELECT \\'\xff\\' \\z IDENTIFIED',0", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := ParseLine([]byte(tt.line), time.UTC); err == nil {
+				t.Fatalf("%q parses: not a test of an unparsed line", tt.line)
+			}
+			e := unparsedEvent([]byte(tt.line), errEmpty, time.Unix(0, 0), "h")
+			got := e.CommandText
+			if raw := e.Extra.Get("dasRawBase64"); raw != nil {
+				var b64 string
+				if err := json.Unmarshal(raw, &b64); err != nil {
+					t.Fatal(err)
+				}
+				b, err := base64.StdEncoding.DecodeString(b64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = string(b)
+			}
+			if (e.Extra.Get("dasRawBase64") != nil) != tt.base64 {
+				t.Errorf("dasRawBase64 present: %v, want %v", !tt.base64, tt.base64)
+			}
+			if got != tt.want {
+				t.Errorf("raw text\n%q, want\n%q", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package config holds the settings every das command shares, read from a
-// YAML file and from flags of the same names (flags win). An unknown or
-// invalid setting is an error that names the setting and how to fix it.
+// YAML file and from flags of the same names (flags win: a list setting
+// given as flags replaces the file's list). An unknown or invalid setting
+// is an error that names the setting and how to fix it.
 package config
 
 import (
@@ -53,6 +54,7 @@ type Config struct {
 	Listen                string        // listen (empty: no proxy, audit logs only)
 	AuditLogs             []string      // audit_log: server_audit files to follow (repeatable)
 	AuditQueryLogLimit    int           // audit_query_log_limit: the server's server_audit_query_log_limit
+	AuditMaxLine          int           // audit_max_line: longer server_audit lines are cut
 	Upstream              string        // upstream: host:port; empty starts an embedded database
 	TLSCert               string        // tls_cert
 	TLSKey                string        // tls_key
@@ -103,6 +105,7 @@ func Defaults() Config {
 		LogLevel:           "info",
 		Listen:             "127.0.0.1:3307",
 		AuditQueryLogLimit: 1024,
+		AuditMaxLine:       1 << 20,
 		UpstreamTLS:        "auto",
 		Mode:               "async",
 		KMSRetryWindow:     60 * time.Second,
@@ -123,6 +126,12 @@ type setting struct {
 
 // boolFlags are settings given as flags without a value (--require-tls).
 var boolFlags = map[string]bool{"require_tls": true, "upstream_tls_skip_verify": true, "fail_closed": true, "auto_restart": true, "spool_on_kms_outage": true}
+
+// listSettings take several values: a repeated flag, a YAML list, a
+// repeated key, commas. Their setter appends.
+var listSettings = map[string]func(c *Config) *[]string{
+	"audit_log": func(c *Config) *[]string { return &c.AuditLogs },
+}
 
 func str(f func(c *Config) *string) func(*Config, string) error {
 	return func(c *Config, v string) error { *f(c) = v; return nil }
@@ -241,7 +250,16 @@ var settings = []setting{
 	{"log_level", "debug, info, warn or error", oneOf(func(c *Config) *string { return &c.LogLevel }, "debug", "info", "warn", "error")},
 	{"listen", "serve: address MySQL clients connect to (empty: no proxy, only the audit logs)", hostPort(func(c *Config) *string { return &c.Listen }, true)},
 	{"audit_query_log_limit", "serve: the server's server_audit_query_log_limit, so that statements cut at it are flagged dasTruncated", integer(func(c *Config) *int { return &c.AuditQueryLogLimit }, 1)},
-	{"audit_log", "serve: a MariaDB server_audit log file to follow (repeat the flag, or separate with commas)", func(c *Config, v string) error {
+	{"audit_max_line", "serve: a server_audit line longer than this is cut to it (flagged dasLineCut); must exceed audit_query_log_limit, with room for the other fields", func(c *Config, v string) error {
+		// Each tailer holds up to this much of one line in memory.
+		n, err := ParseSize(v)
+		if err != nil || n < 1<<10 || n > 1<<30 {
+			return fmt.Errorf("%q is not a size from 1KiB to 1GiB (write 1MiB, 64KiB or a byte count)", v)
+		}
+		c.AuditMaxLine = int(n)
+		return nil
+	}},
+	{"audit_log", "serve: a MariaDB server_audit log file to follow (repeat the flag or separate with commas; in the file a YAML list; flags replace the file's list)", func(c *Config, v string) error {
 		for _, p := range strings.Split(v, ",") {
 			if p = strings.TrimSpace(p); p != "" {
 				c.AuditLogs = append(c.AuditLogs, p)
@@ -294,7 +312,7 @@ func Register(fs *flag.FlagSet) *Flags {
 	f := &Flags{fs: fs}
 	f.config = fs.String("config", "", "YAML config file with the same settings (flags override it)")
 	for _, s := range settings {
-		if s.name == "audit_log" {
+		if listSettings[s.name] != nil {
 			fs.Var(&listFlag{}, FlagName(s.name), s.usage)
 			continue
 		}
@@ -346,6 +364,9 @@ func (f *Flags) Load() (Config, error) {
 		if s == nil {
 			return // a command's own flag
 		}
+		if l := listSettings[name]; l != nil {
+			*l(&c) = nil // the flags' list replaces the file's
+		}
 		if e := s.set(&c, fl.Value.String()); e != nil {
 			err = fmt.Errorf("config: --%s: %w", fl.Name, e)
 		}
@@ -383,11 +404,17 @@ func Parse(c *Config, path string, b []byte) error {
 		if s == nil {
 			return fmt.Errorf("config: %s: line %d: unknown setting %q%s", path, k.Line, k.Value, suggest(k.Value))
 		}
-		if v.Kind != yaml.ScalarNode {
-			return fmt.Errorf("config: %s: line %d: %s: want a single value", path, v.Line, k.Value)
+		values := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode && listSettings[k.Value] != nil {
+			values = v.Content
 		}
-		if err := s.set(c, v.Value); err != nil {
-			return fmt.Errorf("config: %s: line %d: %s: %w", path, v.Line, k.Value, err)
+		for _, v := range values {
+			if v.Kind != yaml.ScalarNode {
+				return fmt.Errorf("config: %s: line %d: %s: want a single value", path, v.Line, k.Value)
+			}
+			if err := s.set(c, v.Value); err != nil {
+				return fmt.Errorf("config: %s: line %d: %s: %w", path, v.Line, k.Value, err)
+			}
 		}
 	}
 	return nil
@@ -439,6 +466,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Listen == "" && len(c.AuditLogs) == 0 {
 		return errors.New("config: listen is empty and no audit_log is given: das serve would capture nothing; set --listen HOST:PORT or --audit-log PATH")
+	}
+	seen := map[string]bool{}
+	for _, p := range c.AuditLogs {
+		// Two tailers of one file would deliver each line twice.
+		if p = filepath.Clean(p); seen[p] {
+			return fmt.Errorf("config: audit_log %s is given twice; list each server_audit file once", p)
+		}
+		seen[p] = true
+	}
+	if len(c.AuditLogs) > 0 && c.AuditMaxLine <= c.AuditQueryLogLimit {
+		// The plugin writes queries of up to the limit: each would be cut again.
+		return fmt.Errorf("config: audit_max_line (%d) is not above audit_query_log_limit (%d): lines the server writes whole would be cut; set --audit-max-line or audit_max_line: to the limit plus 1KiB or more for the other fields", c.AuditMaxLine, c.AuditQueryLogLimit)
 	}
 	if c.KMS == "aws" && c.KMSKeyID == "" {
 		return errors.New("config: kms_key_id is required when kms is aws; set --kms-key-id or kms_key_id: to a key id, alias/NAME or ARN")

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,17 @@ func TestLoad(t *testing.T) {
 		{name: "bad stream id", args: []string{"--stream-id", "a b"}, wantErr: "is not a resource id"},
 		{name: "not a mapping", file: "- a\n- b\n", wantErr: "want a mapping"},
 		{name: "nested value", file: "kms:\n  provider: aws\n", wantErr: "kms: want a single value"},
+		{name: "audit max line default", check: func(c Config) bool { return c.AuditMaxLine == 1<<20 }},
+		{name: "audit max line in file", file: "audit_max_line: 64KiB\n", check: func(c Config) bool { return c.AuditMaxLine == 64<<10 }},
+		{name: "audit max line flag", file: "audit_max_line: 64KiB\n", args: []string{"--audit-max-line", "4MiB"},
+			check: func(c Config) bool { return c.AuditMaxLine == 4<<20 }},
+		{name: "audit max line too small", file: "audit_max_line: 100\n", wantErr: `line 1: audit_max_line: "100" is not a size from 1KiB to 1GiB (write 1MiB`},
+		{name: "audit max line too large", args: []string{"--audit-max-line", "2GiB"}, wantErr: `--audit-max-line: "2GiB" is not a size from 1KiB to 1GiB`},
+		{name: "audit max line not a size", args: []string{"--audit-max-line", "long"}, wantErr: `--audit-max-line: "long" is not a size`},
+		{name: "audit max line within the query limit", file: "audit_log: /a\naudit_query_log_limit: 4096\naudit_max_line: 4KiB\n",
+			wantErr: "audit_max_line (4096) is not above audit_query_log_limit (4096): lines the server writes whole would be cut; set --audit-max-line"},
+		{name: "audit max line above the query limit", file: "audit_log: /a\naudit_query_log_limit: 4096\naudit_max_line: 8KiB\n",
+			check: func(c Config) bool { return c.AuditMaxLine == 8<<10 && c.AuditQueryLogLimit == 4096 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,6 +82,51 @@ func TestLoad(t *testing.T) {
 			}
 			if !tt.check(c) {
 				t.Fatalf("unexpected config %+v", c)
+			}
+		})
+	}
+}
+
+// audit_log takes several paths, in the file or as flags; flags given
+// replace the file's list (flags override the file), never add to it.
+func TestAuditLogList(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		args    []string
+		want    []string
+		wantErr string
+	}{
+		{name: "none", want: nil},
+		{name: "file, YAML list", file: "audit_log:\n  - /a\n  - /b\n", want: []string{"/a", "/b"}},
+		{name: "file, flow list", file: "audit_log: [/a, /b]\n", want: []string{"/a", "/b"}},
+		{name: "file, repeated key", file: "audit_log: /a\naudit_log: /b\n", want: []string{"/a", "/b"}},
+		{name: "file, commas", file: "audit_log: /a, /b\n", want: []string{"/a", "/b"}},
+		{name: "flags, repeated", args: []string{"--audit-log", "/a", "--audit-log", "/b,/c"}, want: []string{"/a", "/b", "/c"}},
+		{name: "flags replace the file's list", file: "audit_log: /a\naudit_log: /b\n", args: []string{"--audit-log", "/c", "--audit-log", "/d"},
+			want: []string{"/c", "/d"}},
+		{name: "other flags keep the file's list", file: "audit_log: [/a, /b]\n", args: []string{"--listen", "127.0.0.1:3308"},
+			want: []string{"/a", "/b"}},
+		{name: "an empty flag clears the file's list", file: "audit_log: [/a]\n", args: []string{"--audit-log", ""}, want: nil},
+		{name: "nested list", file: "audit_log:\n  - [/a]\n", wantErr: "line 2: audit_log: want a single value"},
+		{name: "list for a single setting", file: "listen:\n  - 127.0.0.1:1\n", wantErr: "line 2: listen: want a single value"},
+		{name: "a path twice", file: "audit_log: [/a, /b]\n", args: []string{"--audit-log", "/c", "--audit-log", "/c/"},
+			wantErr: "config: audit_log /c is given twice; list each server_audit file once"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := load(t, tt.file, tt.args...)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(c.AuditLogs, tt.want) {
+				t.Fatalf("audit_log %q, want %q", c.AuditLogs, tt.want)
 			}
 		})
 	}
