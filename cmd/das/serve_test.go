@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -246,6 +247,33 @@ func TestServeSysbench(t *testing.T) {
 	}
 	if n < total || n > total+len(runSessions)*4 {
 		t.Fatalf("the stream holds %d statements of the run's %d sessions; sysbench ran %d", n, len(runSessions), total)
+	}
+	// Each point select reads its table: an AUX READ names it, with the
+	// statement's session and statement id.
+	r = das(t, nil, "consume", "--from", data, "--class", "AUX")
+	if r.code != 0 {
+		t.Fatalf("consume --class AUX: %s", r.stderr)
+	}
+	reads := map[string]string{}
+	for _, e := range consumed(t, r.stdout) {
+		if e.Command == "READ" {
+			reads[e.SessionID+"/"+strconv.FormatInt(e.StatementID, 10)] = e.ObjectName
+		}
+	}
+	selects := 0
+	for _, e := range evs {
+		table, ok := strings.CutPrefix(e.CommandText, "SELECT c FROM ")
+		if !ok || !runSessions[e.SessionID] || e.ExitCode != "0" {
+			continue
+		}
+		table, _, _ = strings.Cut(table, " ")
+		selects++
+		if got := reads[e.SessionID+"/"+strconv.FormatInt(e.StatementID, 10)]; got != testenv.TestDatabase+"."+table {
+			t.Fatalf("%q (session %s, statement %d): AUX READ %q, want %s.%s", e.CommandText, e.SessionID, e.StatementID, got, testenv.TestDatabase, table)
+		}
+	}
+	if selects == 0 {
+		t.Fatal("no point select in the stream")
 	}
 	if r := das(t, nil, "verify", "--from", data); r.code != 0 {
 		t.Fatalf("verify: %s", r.stdout)
