@@ -25,7 +25,7 @@ func runIngest(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	logger := newLogger(c, stderr)
 	var mu sync.Mutex
 	var acked uint64
-	s, l, err := openStream(ctx, c, logger, nil, func(seq uint64, n int) {
+	s, _, l, err := openStream(ctx, c, logger, nil, func(seq uint64, n int) {
 		mu.Lock()
 		acked += uint64(n)
 		fmt.Fprintf(stdout, "{\"seq\":%d,\"events\":%d,\"acked\":%d}\n", seq, n, acked)

@@ -74,11 +74,11 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		defer cancel()
 		bus.Close(ctx)
 	}()
-	st, sink, err := openStream(ctx, c, logger, func(id string, attrs map[string]string) { bus.Emit(id, c.StreamID, attrs) }, nil)
+	st, sink, sinkCloser, err := openStream(ctx, c, logger, func(id string, attrs map[string]string) { bus.Emit(id, c.StreamID, attrs) }, nil)
 	if err != nil {
 		return err
 	}
-	defer sink.Close()
+	defer sinkCloser.Close()
 	if _, err := st.Start(ctx, ""); err != nil {
 		// Like DAS, the database stays reachable while the stream cannot
 		// record (unless fail_closed); the probe starts it with auto_restart.
@@ -100,7 +100,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 			logger.Info("no proxy: das runs batch-scheduled, so that its work does not preempt the database's threads", "threads", n)
 		}
 	}
-	tailers, stopTailers, err := startTailers(ctx, c, st, logger)
+	tailers, stopTailers, err := startTailers(ctx, c, st, sink, logger)
 	if err != nil {
 		st.Close(context.Background())
 		return err

@@ -19,19 +19,20 @@ import (
 )
 
 // openStream opens the data dir's stream for writing: the KMS provider, the
-// local log and the stream on them, not yet started. onDurable, when set, is
-// told of each durable record.
-func openStream(ctx context.Context, c config.Config, logger *slog.Logger, notify stream.Notify, onDurable func(seq uint64, events int)) (*stream.Stream, io.Closer, error) {
+// sink and the stream on them, not yet started. onDurable, when set, is told
+// of each durable record. It returns the sink too, to be closed after the
+// stream.
+func openStream(ctx context.Context, c config.Config, logger *slog.Logger, notify stream.Notify, onDurable func(seq uint64, events int)) (*stream.Stream, pipeline.Sink, io.Closer, error) {
 	if err := c.ResolveStreamID(true); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	provider, err := openKMS(ctx, c, true)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	sink, closer, sinkName, err := openSink(ctx, c, logger)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	keyID := c.KMSKeyID
 	if c.KMS == "local" {
@@ -55,10 +56,11 @@ func openStream(ctx context.Context, c config.Config, logger *slog.Logger, notif
 		Notify:       notify,
 		Logger:       logger,
 	})
-	return st, closer, nil
+	return st, sink, closer, nil
 }
 
-// openSink opens the configured sink: the local log, or a Kinesis stream.
+// openSink opens the configured sink: the local log, a Kafka topic or a
+// Kinesis stream.
 func openSink(ctx context.Context, c config.Config, logger *slog.Logger) (pipeline.Sink, io.Closer, string, error) {
 	switch {
 	case strings.HasPrefix(c.Sink, "kinesis://"):

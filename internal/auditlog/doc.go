@@ -84,5 +84,10 @@
 // (PositionOf) and passes them as Options.DurableFloor; a floor position in
 // one of this log's files that lies after the checkpoint wins over it. So
 // after kill -9 nothing acknowledged is repeated and nothing unacknowledged
-// is skipped. DAS_WARNING events carry no position and may repeat.
+// is skipped. das serve reads the newest records back from its sink, the
+// local log, the stream's Kafka partition or its Kinesis shard alike, and
+// only up to the first record missing from the chain; when it cannot read
+// them back (bounded by a timeout) the checkpoint alone decides, and up to a
+// checkpoint interval of lines may repeat. DAS_WARNING events carry no
+// position and may repeat.
 package auditlog

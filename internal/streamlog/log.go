@@ -763,3 +763,39 @@ func (r Records) Last() (uint64, []byte) { return r.L.Last() }
 func (r Records) AppendAsync(seq uint64, line []byte) (wait func() error) {
 	return r.L.AppendAsync(context.Background(), Entry{Seq: seq, Data: line}).Err
 }
+
+// Newest returns up to n of the newest durable records, oldest first: a
+// restarted das reads them back to learn what is durable already (the
+// audit tailers' floor). Records lost to retention are not an error.
+func (r Records) Newest(ctx context.Context, n int) ([][]byte, error) {
+	last, _ := r.L.Last()
+	if last == 0 || n <= 0 {
+		return nil, nil
+	}
+	from := Start
+	if last > uint64(n) {
+		from = AtSeq(last - uint64(n) + 1)
+	}
+	rd, err := r.L.NewReader(from)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	var out [][]byte
+	for {
+		e, err := rd.Next(ctx)
+		switch {
+		case err == nil:
+			out = append(out, e.Data)
+		case errors.Is(err, ErrGap), errors.Is(err, ErrRetained):
+			// Reported once; reading goes on after the gap.
+		case errors.Is(err, io.EOF), errors.Is(err, ErrTornTail):
+			if len(out) > n { // records appended since Last
+				out = out[len(out)-n:]
+			}
+			return out, nil
+		default:
+			return nil, fmt.Errorf("streamlog: reading the newest records back: %w", err)
+		}
+	}
+}

@@ -492,3 +492,55 @@ func TestRetentionAgeOnOpen(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestRecordsNewest: a reopened log's newest n records, oldest first,
+// across segments, with those lost to retention simply not there.
+func TestRecordsNewest(t *testing.T) {
+	const size = 200
+	for _, tc := range []struct {
+		name     string
+		opts     Options
+		write, n int
+	}{
+		{"across segments", Options{SegmentBytes: 2000}, 100, 25},
+		{"last one", Options{SegmentBytes: 2000}, 100, 1},
+		{"more than there are", Options{SegmentBytes: 2000}, 30, 256},
+		{"older ones retained no more", Options{SegmentBytes: 2000, RetainBytes: 4000}, 100, 256},
+		{"empty log", Options{}, 0, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l := mustOpen(t, dir, tc.opts)
+			for s := 1; s <= tc.write; s += 10 {
+				mustAppend(t, l, entries(uint64(s), min(10, tc.write-s+1), size)...)
+			}
+			if err := l.Close(); err != nil { // and retention has run
+				t.Fatal(err)
+			}
+			l = mustOpen(t, dir, tc.opts)
+			defer l.Close()
+			// The newest n, or as many as are retained.
+			first := uint64(max(1, tc.write-tc.n+1))
+			if names := segNames(t, dir); len(names) > 0 {
+				oldest, _ := parseSegmentName(names[0])
+				first = max(first, oldest)
+			}
+			want := tc.write - int(first) + 1
+			if tc.opts.RetainBytes > 0 && want >= min(tc.n, tc.write) {
+				t.Fatalf("retention kept all %d records: the case tests nothing", want)
+			}
+			got, err := Records{L: l}.Newest(context.Background(), tc.n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != want {
+				t.Fatalf("Newest(%d) returned %d records, want %d (seq %d..%d)", tc.n, len(got), want, first, tc.write)
+			}
+			for i, d := range got {
+				if s := first + uint64(i); !bytes.Equal(d, rec(s, size)) {
+					t.Fatalf("record %d: %.80q..., want seq %d", i, d, s)
+				}
+			}
+		})
+	}
+}

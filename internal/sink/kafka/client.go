@@ -3,7 +3,8 @@
 // records stay in order in one partition, and produces with the idempotent
 // producer (acks=all), so that broker-side retries never duplicate a record.
 // A restarted writer finds its stream's newest record in the topic and
-// continues the chain from it. The reader drops the exact duplicates that a
+// continues the chain from it; Sink.Newest reads the stream's newest records
+// back the same way (the audit tailers' floor). The reader drops the exact duplicates that a
 // non-idempotent retry could still leave, so that they never look like breaks
 // in the chain.
 package kafka

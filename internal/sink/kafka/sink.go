@@ -70,6 +70,7 @@ type Sink struct {
 	key       []byte
 	partition int32
 	maxBytes  int
+	conn      []kgo.Opt // for reading back (Newest)
 
 	ctx    context.Context // canceled by Close after its flush
 	cancel context.CancelFunc
@@ -159,7 +160,8 @@ func Open(ctx context.Context, o Options) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: producer: %w", err)
 	}
-	s := &Sink{o: o, log: log, cl: cl, key: key, partition: part, maxBytes: maxBytes, lastSeq: seq, lastLine: line}
+	// Full slice: appends to conn must copy, not write into its array.
+	s := &Sink{o: o, log: log, cl: cl, key: key, partition: part, maxBytes: maxBytes, conn: conn[:len(conn):len(conn)], lastSeq: seq, lastLine: line}
 	s.sync.Store(o.Sync)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	log.Info("kafka sink open", "brokers", o.Brokers, "partition", part, "last_seq", seq,
@@ -237,63 +239,90 @@ func topicMaxBytes(ctx context.Context, adm *kadm.Client, topic string, log *slo
 	return DefaultMaxMessageBytes
 }
 
-// findLast finds the newest record of stream id in the partition, reading
-// windows of growing size backwards from the end: the newest record is
-// usually in the last few, but other streams may share the partition.
+// findLast finds the newest record of stream id in the partition.
 func findLast(ctx context.Context, adm *kadm.Client, conn []kgo.Opt, topic string, part int32, streamID string, log *slog.Logger) (uint64, []byte, error) {
+	recs, err := findNewest(ctx, adm, conn, topic, part, streamID, 1, log)
+	if err != nil || len(recs) == 0 {
+		return 0, nil, err
+	}
+	r := recs[0]
+	if _, err := dasrecord.Parse(r.line); err != nil {
+		return 0, nil, fmt.Errorf("kafka: the newest record of stream %q (%s/%d/%d) cannot continue the chain: %w", streamID, topic, part, r.offset, err)
+	}
+	return r.seq, r.line, nil
+}
+
+// streamRec is one record of a stream, where the partition holds it.
+type streamRec struct {
+	seq    uint64
+	line   []byte
+	offset int64
+}
+
+// findNewest returns up to n of the newest records of stream id in the
+// partition, oldest first, reading windows of growing size backwards from
+// the end: they are usually in the last few, but other streams may share
+// the partition.
+func findNewest(ctx context.Context, adm *kadm.Client, conn []kgo.Opt, topic string, part int32, streamID string, n int, log *slog.Logger) ([]streamRec, error) {
 	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err != nil {
-		return 0, nil, fmt.Errorf("kafka: topic %q: start offsets: %w", topic, explain(err))
+		return nil, fmt.Errorf("kafka: topic %q: start offsets: %w", topic, explain(err))
 	}
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
-		return 0, nil, fmt.Errorf("kafka: topic %q: end offsets: %w", topic, explain(err))
+		return nil, fmt.Errorf("kafka: topic %q: end offsets: %w", topic, explain(err))
 	}
 	so, ok1 := starts.Lookup(topic, part)
 	eo, ok2 := ends.Lookup(topic, part)
 	if !ok1 || !ok2 || so.Err != nil || eo.Err != nil {
-		return 0, nil, fmt.Errorf("kafka: topic %q partition %d: offsets: %v", topic, part, errors.Join(so.Err, eo.Err))
+		return nil, fmt.Errorf("kafka: topic %q partition %d: offsets: %v", topic, part, errors.Join(so.Err, eo.Err))
 	}
+	key := []byte(streamID)
 	lo, hi := so.Offset, eo.Offset
-	for window := int64(64); hi > lo; window = min(window*4, 1<<20) {
+	var out []streamRec
+	for window := int64(max(64, n)); hi > lo && len(out) < n; window = min(window*4, 1<<20) {
 		from := max(lo, hi-window)
-		seq, line, off, err := scanNewest(ctx, conn, topic, part, from, hi, streamID, log)
-		if err != nil {
-			return 0, nil, err
-		}
-		if line != nil {
-			if _, err := dasrecord.Parse(line); err != nil {
-				return 0, nil, fmt.Errorf("kafka: the newest record of stream %q (%s/%d/%d) cannot continue the chain: %w", streamID, topic, part, off, err)
+		var got []streamRec
+		err := scanRange(ctx, conn, topic, part, from, hi, log, func(r *kgo.Record) {
+			if !bytes.Equal(r.Key, key) {
+				return
 			}
-			return seq, line, nil
+			if id, seq, ok := dasFields(r.Value); ok && id == streamID {
+				got = append(got, streamRec{seq: seq, line: r.Value, offset: r.Offset})
+			}
+		})
+		if err != nil {
+			return nil, err
 		}
+		out = append(got, out...)
 		hi = from
 	}
-	return 0, nil, nil
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return out, nil
 }
 
-// scanNewest reads offsets [from, to) and returns the newest record of the
-// stream among them.
-func scanNewest(ctx context.Context, conn []kgo.Opt, topic string, part int32, from, to int64, streamID string, log *slog.Logger) (seq uint64, line []byte, at int64, err error) {
+// scanRange passes the records at offsets [from, to) to fn, in order.
+func scanRange(ctx context.Context, conn []kgo.Opt, topic string, part int32, from, to int64, log *slog.Logger, fn func(*kgo.Record)) error {
 	cl, err := kgo.NewClient(append(conn,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {part: kgo.NewOffset().At(from)}}),
 		kgo.FetchMaxWait(200*time.Millisecond),
 	)...)
 	if err != nil {
-		return 0, nil, 0, fmt.Errorf("kafka: consumer: %w", err)
+		return fmt.Errorf("kafka: consumer: %w", err)
 	}
 	defer cl.Close()
-	key := []byte(streamID)
 	next := from
 	for next < to {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		fs := cl.PollFetches(pctx)
 		cancel()
 		if ctx.Err() != nil {
-			return 0, nil, 0, fmt.Errorf("kafka: reading %s/%d for the stream's last record: %w", topic, part, ctx.Err())
+			return fmt.Errorf("kafka: reading %s/%d back: %w", topic, part, ctx.Err())
 		}
 		if fs.IsClientClosed() {
-			return 0, nil, 0, ErrClosed
+			return ErrClosed
 		}
 		var ferr error
 		fs.EachError(func(_ string, _ int32, e error) {
@@ -302,25 +331,42 @@ func scanNewest(ctx context.Context, conn []kgo.Opt, topic string, part int32, f
 			}
 		})
 		if ferr != nil {
-			return 0, nil, 0, fmt.Errorf("kafka: reading %s/%d for the stream's last record: %w", topic, part, explain(ferr))
+			return fmt.Errorf("kafka: reading %s/%d back: %w", topic, part, explain(ferr))
 		}
 		if fs.NumRecords() == 0 {
 			// Offsets below the end that never come (transaction markers,
-			// compaction) must not hang Open.
-			log.Warn("kafka: no records where expected while looking for the stream's last record", "partition", part, "offset", next, "end", to)
+			// compaction) must not hang the caller.
+			log.Warn("kafka: no records where expected while reading the stream's newest records back", "partition", part, "offset", next, "end", to)
 			break
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			next = r.Offset + 1
-			if r.Offset >= to || !bytes.Equal(r.Key, key) {
-				return
-			}
-			if id, s, ok := dasFields(r.Value); ok && id == streamID {
-				seq, line, at = s, r.Value, r.Offset
+			if r.Offset < to {
+				fn(r)
 			}
 		})
 	}
-	return seq, line, at, nil
+	return nil
+}
+
+// Newest returns up to n of the stream's newest records in the topic,
+// oldest first: a restarted das reads them back to learn what is durable
+// already (the audit tailers' floor).
+func (s *Sink) Newest(ctx context.Context, n int) ([][]byte, error) {
+	cl, err := kgo.NewClient(s.conn...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: client: %w", err)
+	}
+	defer cl.Close()
+	recs, err := findNewest(ctx, kadm.NewClient(cl), s.conn, s.o.Topic, s.partition, s.o.StreamID, n, s.log)
+	if err != nil {
+		return nil, err
+	}
+	lines := make([][]byte, len(recs))
+	for i, r := range recs {
+		lines[i] = r.line
+	}
+	return lines, nil
 }
 
 // Last returns the newest acknowledged record of the stream: at Open, the one

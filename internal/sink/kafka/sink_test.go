@@ -420,3 +420,63 @@ func TestSyncStopsLinger(t *testing.T) {
 		t.Fatalf("the async record before it: %v", err)
 	}
 }
+
+// TestNewest: the stream's newest records, oldest first, found behind
+// another stream's records in the same partition.
+func TestNewest(t *testing.T) {
+	c := newCluster(t, kfake.DefaultNumPartitions(1))
+	mine := openSink(t, sinkOptions(c, "das", "cluster-MINE"))
+	other := openSink(t, sinkOptions(c, "das", "cluster-OTHER"))
+	mch, och := newChain("cluster-MINE", 50), newChain("cluster-OTHER", 50)
+	var lines [][]byte
+	write := func(s *Sink, ch *chain, n int) {
+		w := startWriter(s)
+		for range n {
+			seq, line := ch.next()
+			if ch == mch {
+				lines = append(lines, line)
+			}
+			w.append(seq, line)
+		}
+		if err := w.finish(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 100 of mine, 1000 of the other's, 20 of mine: 120 in all, the older
+	// 100 beyond the first windows read back.
+	write(mine, mch, 100)
+	write(other, och, 1000)
+	write(mine, mch, 20)
+	none := openSink(t, sinkOptions(c, "das", "cluster-NONE"))
+
+	for _, tc := range []struct {
+		name string
+		s    *Sink
+		n    int
+		want [][]byte
+	}{
+		{"last one", mine, 1, lines[119:]},
+		{"within the newest window", mine, 20, lines[100:]},
+		{"past the other stream", mine, 50, lines[70:]},
+		{"more than there are", mine, 500, lines},
+		{"stream with no record", none, 10, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			got, err := tc.s.Newest(ctx, tc.n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("Newest(%d) returned %d records, want %d", tc.n, len(got), len(tc.want))
+			}
+			for i := range got {
+				if !bytes.Equal(got[i], tc.want[i]) {
+					id, seq, _ := dasFields(got[i])
+					t.Fatalf("Newest(%d)[%d] is %s seq %d, want seq %d of cluster-MINE", tc.n, i, id, seq, len(lines)-len(tc.want)+i+1)
+				}
+			}
+		})
+	}
+}

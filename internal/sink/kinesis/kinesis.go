@@ -18,6 +18,11 @@
 // record: a bounded read of what was written since the tag's last update. A
 // stream without the tag has never carried the chain; the tag is created
 // (as "pending/<unix ms>") before the chain's first record is sent.
+//
+// Sink.Newest reads the chain's newest records back for a restarted das
+// (the audit tailers' floor): from a few seconds before the arrival time of
+// the newest record Open found (AT_TIMESTAMP on its shard), since the tag
+// may name a record later than some of those wanted.
 package kinesis
 
 import (

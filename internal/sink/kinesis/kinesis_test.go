@@ -607,3 +607,58 @@ func (p *faultProxy) forward(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(resp.StatusCode)
 	io.Copy(w, resp.Body)
 }
+
+// TestNewest: a reopened sink reads its chain's newest records back, those
+// before the tip tag's record included (Kinesis reads forward only), and
+// not another chain's that shares the stream.
+func TestNewest(t *testing.T) {
+	endpoint := testenv.Kinesalite(t)
+	s := openSink(t, endpoint, Options{})
+	other := openSink(t, endpoint, Options{StreamID: "cluster-OTHER", Stream: s.Stream()})
+	mine := chainLines(testStreamID, 1, 300, nil, 100)
+	theirs := chainLines("cluster-OTHER", 1, 300, nil, 100)
+	for i := 0; i < 300; i += 50 {
+		appendAll(t, s, i+1, mine[i:i+50])
+		appendAll(t, other, i+1, theirs[i:i+50])
+	}
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil { // the tip tag names record 300
+		t.Fatal(err)
+	}
+	s = openSink(t, endpoint, Options{})
+	defer s.Close()
+	fresh := openSink(t, endpoint, Options{StreamID: "cluster-NONE", Stream: s.Stream()})
+	defer fresh.Close()
+
+	for _, tc := range []struct {
+		name string
+		s    *Sink
+		n    int
+		want [][]byte
+	}{
+		{"last one", s, 1, mine[299:]},
+		{"before the tip tag's record", s, 120, mine[180:]},
+		{"more than there are", s, 1000, mine},
+		{"chain with no record", fresh, 10, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			got, err := tc.s.Newest(ctx, tc.n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("Newest(%d) returned %d records, want %d", tc.n, len(got), len(tc.want))
+			}
+			for i := range got {
+				if !bytes.Equal(got[i], tc.want[i]) {
+					r, _ := dasrecord.Parse(got[i])
+					t.Fatalf("Newest(%d)[%d] is %s seq %d, want seq %d of %s", tc.n, i, r.StreamID, r.Seq, 300-len(tc.want)+i+1, testStreamID)
+				}
+			}
+		})
+	}
+}

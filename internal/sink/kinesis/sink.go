@@ -29,7 +29,8 @@ type Sink struct {
 	stream string
 	c      *kinesis.Client
 	log    *slog.Logger
-	key    *string // partition key: the stream id
+	key    *string  // partition key: the stream id
+	found  chainRec // the chain's newest record on the stream at Open
 
 	mu       sync.Mutex
 	space    *sync.Cond // signalled when buffered drops or the sink stops
@@ -102,14 +103,15 @@ func Open(ctx context.Context, o Options) (*Sink, error) {
 	if err := ensureStream(ctx, c, o, o.Logger); err != nil {
 		return nil, err
 	}
-	seq, line, err := findTip(ctx, c, stream, o.StreamID)
+	found, err := findTip(ctx, c, stream, o.StreamID)
 	if err != nil {
 		return nil, err
 	}
 	s := &Sink{
 		o: o, stream: stream, c: c, log: o.Logger.With("sink", "kinesis", "stream", stream),
 		key:     aws.String(o.StreamID),
-		lastSeq: seq, lastLine: line,
+		found:   found,
+		lastSeq: found.seq, lastLine: found.line,
 		wake:    make(chan struct{}, 1),
 		sent:    make(chan struct{}),
 		tipKick: make(chan struct{}, 1),

@@ -77,18 +77,19 @@ func writeTag(ctx context.Context, c *kinesis.Client, stream, key, value string)
 }
 
 // findTip finds the newest record of streamID's chain on the stream, from
-// the tip tag. A stream without the tag gets one marking the chain pending.
-func findTip(ctx context.Context, c *kinesis.Client, stream, streamID string) (uint64, []byte, error) {
+// the tip tag (a zero chainRec when there is none). A stream without the
+// tag gets one marking the chain pending.
+func findTip(ctx context.Context, c *kinesis.Client, stream, streamID string) (chainRec, error) {
 	key := TipTag(streamID)
 	val, err := readTag(ctx, c, stream, key)
 	if err != nil {
-		return 0, nil, err
+		return chainRec{}, err
 	}
 	if val == "" {
 		// The chain has never been written here. Mark it before the first
 		// record goes out, so that a crash before the first tip update
 		// still leads the next Open to search.
-		return 0, nil, writeTag(ctx, c, stream, key, pendingTip+"/"+strconv.FormatInt(time.Now().UnixMilli(), 10))
+		return chainRec{}, writeTag(ctx, c, stream, key, pendingTip+"/"+strconv.FormatInt(time.Now().UnixMilli(), 10))
 	}
 	parts := strings.Split(val, "/")
 	var best scanBest
@@ -97,73 +98,81 @@ func findTip(ctx context.Context, c *kinesis.Client, stream, streamID string) (u
 	case len(parts) == 2 && parts[0] == pendingTip:
 		ms, err := strconv.ParseInt(parts[1], 10, 64)
 		if err != nil {
-			return 0, nil, fmt.Errorf("kinesis: stream %s: tag %s=%q is malformed", stream, key, val)
+			return chainRec{}, fmt.Errorf("kinesis: stream %s: tag %s=%q is malformed", stream, key, val)
 		}
 		// A minute of slack for clock skew between hosts.
-		if err := scanSince(ctx, c, stream, time.UnixMilli(ms).Add(-time.Minute), &best); err != nil {
-			return 0, nil, err
+		if err := scanSince(ctx, c, stream, time.UnixMilli(ms).Add(-time.Minute), best.add); err != nil {
+			return chainRec{}, err
 		}
-		return best.seq, best.line, nil
+		return best.chainRec, nil
 	case len(parts) == 3:
 		seq, err := strconv.ParseUint(parts[2], 10, 64)
 		if err != nil {
-			return 0, nil, fmt.Errorf("kinesis: stream %s: tag %s=%q is malformed", stream, key, val)
+			return chainRec{}, fmt.Errorf("kinesis: stream %s: tag %s=%q is malformed", stream, key, val)
 		}
-		if err := scanFrom(ctx, c, stream, tipPos{shard: parts[0], kseq: parts[1], seq: seq}, &best); err != nil {
-			return 0, nil, err
+		at := kinesis.GetShardIteratorInput{ShardIteratorType: types.ShardIteratorTypeAtSequenceNumber, StartingSequenceNumber: aws.String(parts[1])}
+		if err := scanFrom(ctx, c, stream, parts[0], at, best.add); err != nil {
+			return chainRec{}, err
 		}
 		if best.seq < seq {
-			return 0, nil, fmt.Errorf("kinesis: stream %s: the chain of %s reached record %d (tag %s), but that record is no longer on the stream "+
+			return chainRec{}, fmt.Errorf("kinesis: stream %s: the chain of %s reached record %d (tag %s), but that record is no longer on the stream "+
 				"(past the retention period?); remove the tag to start a new chain", stream, streamID, seq, key)
 		}
-		return best.seq, best.line, nil
+		return best.chainRec, nil
 	default:
-		return 0, nil, fmt.Errorf("kinesis: stream %s: tag %s=%q is malformed", stream, key, val)
+		return chainRec{}, fmt.Errorf("kinesis: stream %s: tag %s=%q is malformed", stream, key, val)
 	}
+}
+
+// chainRec is a record of a chain where the stream holds it.
+type chainRec struct {
+	seq         uint64
+	line        []byte
+	shard, kseq string    // Kinesis shard id and sequence number
+	at          time.Time // Kinesis's ApproximateArrivalTimestamp
 }
 
 // scanBest keeps the newest record of one chain.
 type scanBest struct {
 	streamID string
-	seq      uint64
-	line     []byte
+	chainRec
 }
 
-func (b *scanBest) add(data []byte) {
-	r, err := dasrecord.Parse(data)
-	if err != nil || r.StreamID != b.streamID || r.Seq <= b.seq {
+func (b *scanBest) add(shard string, r types.Record) {
+	rec, err := dasrecord.Parse(r.Data)
+	if err != nil || rec.StreamID != b.streamID || rec.Seq <= b.seq {
 		return
 	}
-	b.seq, b.line = r.Seq, append([]byte(nil), data...)
+	b.chainRec = chainRec{seq: rec.Seq, line: append([]byte(nil), r.Data...),
+		shard: shard, kseq: aws.ToString(r.SequenceNumber), at: aws.ToTime(r.ApproximateArrivalTimestamp)}
 }
 
-// scanFrom reads from the tip position to the end of its shard and, when
-// that shard was split or merged, on through its descendants.
-func scanFrom(ctx context.Context, c *kinesis.Client, stream string, from tipPos, best *scanBest) error {
+// scanFrom reads shard from the position at (its iterator type and
+// starting point) to its end and, when that shard was split or merged, on
+// through its descendants, passing each record to fn.
+func scanFrom(ctx context.Context, c *kinesis.Client, stream, shard string, at kinesis.GetShardIteratorInput, fn func(shard string, r types.Record)) error {
 	shards, err := listShards(ctx, c, stream)
 	if err != nil {
 		return err
 	}
 	known := false
 	for _, sh := range shards {
-		known = known || aws.ToString(sh.ShardId) == from.shard
+		known = known || aws.ToString(sh.ShardId) == shard
 	}
 	if !known {
-		return fmt.Errorf("kinesis: stream %s: shard %s of the chain's tip is no longer listed (past the retention period?)", stream, from.shard)
+		return fmt.Errorf("kinesis: stream %s: shard %s of the chain's tip is no longer listed (past the retention period?)", stream, shard)
 	}
 	type start struct {
 		shard string
 		in    kinesis.GetShardIteratorInput
 	}
-	todo := []start{{from.shard, kinesis.GetShardIteratorInput{
-		ShardIteratorType: types.ShardIteratorTypeAtSequenceNumber, StartingSequenceNumber: aws.String(from.kseq),
-	}}}
-	seen := map[string]bool{from.shard: true}
+	todo := []start{{shard, at}}
+	seen := map[string]bool{shard: true}
 	for len(todo) > 0 {
 		st := todo[0]
 		todo = todo[1:]
 		st.in.StreamName, st.in.ShardId = aws.String(stream), aws.String(st.shard)
-		closed, err := readShard(ctx, c, &st.in, func(r types.Record) { best.add(r.Data) })
+		closed, err := readShard(ctx, c, &st.in, func(r types.Record) { fn(st.shard, r) })
 		if err != nil {
 			return err
 		}
@@ -184,11 +193,51 @@ func scanFrom(ctx context.Context, c *kinesis.Client, stream string, from tipPos
 	return nil
 }
 
+// newestLookback is how long before the arrival of the chain's newest
+// record (as Open found it) Newest starts reading. Kinesis reads forward
+// only, from a record or a time; what a restarted writer needs back became
+// durable in the last seconds before it stopped.
+const newestLookback = 10 * time.Second
+
+// Newest returns up to n of the chain's newest records on the stream, in
+// the order the stream holds them (a retried put may have landed a record
+// after its successor): those that arrived from newestLookback before the
+// newest record Open found, on its shard and any split or merged from it,
+// to the end. A restarted das reads them back to learn what is durable
+// already (the audit tailers' floor).
+func (s *Sink) Newest(ctx context.Context, n int) ([][]byte, error) {
+	f := s.found
+	if f.line == nil || n <= 0 {
+		return nil, nil // the chain had no record on the stream
+	}
+	at := kinesis.GetShardIteratorInput{ShardIteratorType: types.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(f.at.Add(-newestLookback))}
+	if f.at.IsZero() { // no arrival time: from the newest record on
+		at = kinesis.GetShardIteratorInput{ShardIteratorType: types.ShardIteratorTypeAtSequenceNumber, StartingSequenceNumber: aws.String(f.kseq)}
+	}
+	var lines [][]byte
+	err := scanFrom(ctx, s.c, s.stream, f.shard, at, func(_ string, r types.Record) {
+		if rec, err := dasrecord.Parse(r.Data); err != nil || rec.StreamID != s.o.StreamID {
+			return
+		}
+		lines = append(lines, r.Data)
+		if len(lines) >= 2*n { // a busy stream: keep memory bounded
+			lines = append([][]byte(nil), lines[len(lines)-n:]...)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines, nil
+}
+
 // scanSince reads every shard from a time on. (kinesalite, the test server,
 // does not answer AT_TIMESTAMP on a shard without records after the time; real
 // Kinesis does, and only a writer that crashed before its first tip update
 // comes here.)
-func scanSince(ctx context.Context, c *kinesis.Client, stream string, since time.Time, best *scanBest) error {
+func scanSince(ctx context.Context, c *kinesis.Client, stream string, since time.Time, fn func(shard string, r types.Record)) error {
 	shards, err := listShards(ctx, c, stream)
 	if err != nil {
 		return err
@@ -198,7 +247,7 @@ func scanSince(ctx context.Context, c *kinesis.Client, stream string, since time
 			StreamName: aws.String(stream), ShardId: sh.ShardId,
 			ShardIteratorType: types.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(since),
 		}
-		if _, err := readShard(ctx, c, in, func(r types.Record) { best.add(r.Data) }); err != nil {
+		if _, err := readShard(ctx, c, in, func(r types.Record) { fn(aws.ToString(sh.ShardId), r) }); err != nil {
 			return err
 		}
 	}
