@@ -229,7 +229,16 @@ func maxLatency(stmts []stmt) (d time.Duration) {
 // sessionId of its own.
 func checkSessions(t *testing.T, evs []event.Event, prefix string, sessions [][]stmt) {
 	t.Helper()
+	checkSessionsLossy(t, evs, prefix, sessions, false)
+}
+
+// checkSessionsLossy is checkSessions for a stream that may have lost
+// statements (lossy): those it holds appear once, in each session's order.
+// It returns how many it does not hold.
+func checkSessionsLossy(t *testing.T, evs []event.Event, prefix string, sessions [][]stmt, lossy bool) (missing int) {
+	t.Helper()
 	next := make([]int, len(sessions))
+	held := make([]int, len(sessions))
 	ids := make([]string, len(sessions))
 	for _, e := range evs {
 		rest, ok := strings.CutPrefix(e.CommandText, "SELECT '"+prefix+"-")
@@ -243,10 +252,11 @@ func checkSessions(t *testing.T, evs []event.Event, prefix string, sessions [][]
 		switch {
 		case n < next[s]:
 			t.Fatalf("session %d: statement %d is in the stream again after statement %d (duplicate or reordered)", s, n, next[s]-1)
-		case n > next[s]:
+		case n > next[s] && !lossy:
 			t.Fatalf("session %d: statement %d follows statement %d in the stream: %d statement(s) missing", s, n, next[s]-1, n-next[s])
 		}
-		next[s]++
+		next[s] = n + 1
+		held[s]++
 		if ids[s] == "" {
 			ids[s] = e.SessionID
 		} else if e.SessionID != ids[s] {
@@ -254,13 +264,18 @@ func checkSessions(t *testing.T, evs []event.Event, prefix string, sessions [][]
 		}
 	}
 	for s, stmts := range sessions {
-		if next[s] != len(stmts) {
-			t.Errorf("session %d ran %d statements; the stream holds %d", s, len(stmts), next[s])
+		switch {
+		case next[s] > len(stmts):
+			t.Errorf("session %d ran %d statements; the stream holds statement %d", s, len(stmts), next[s]-1)
+		case held[s] != len(stmts) && !lossy:
+			t.Errorf("session %d ran %d statements; the stream holds %d", s, len(stmts), held[s])
 		}
+		missing += len(stmts) - held[s]
 		if i := slices.Index(ids, ids[s]); ids[s] != "" && i != s {
 			t.Errorf("sessions %d and %d share sessionId %s", i, s, ids[s])
 		}
 	}
+	return missing
 }
 
 // adminOf is a client of das serve's admin API, once it answers: das serve
@@ -455,6 +470,113 @@ func TestServeKafkaBrokerOutageAsync(t *testing.T) {
 		up.Sub(down).Round(time.Millisecond), total, len(out), maxLatency(out).Round(time.Millisecond),
 		stall.Time.Sub(down).Round(time.Millisecond), stall.Attrs, back.Time.Sub(up).Round(time.Millisecond), back.Attrs,
 		mid.Counters["events_in"]-mid.Counters["events_durable"], mid.Counters["events_in"], mid.Counters["events_durable"])
+}
+
+// TestServeKafkaBrokerOutageQueueFull (issue #5): an async stream whose
+// bounded buffers fill during a broker outage sheds load instead of growing.
+// Statements keep their latency; what waits for the broker stays within the
+// configured bound, the events over it are dropped and counted, and a loss
+// window says so (DAS-EVENT-0020: queue-full, or sink-unreachable once
+// DAS-EVENT-0030 has declared the sink down). Once the broker is back,
+// delivery resumes: the topic holds the statements that were not dropped,
+// in each session's order, in a chain that verifies, and DAS-EVENT-0021
+// closes the window counting what was missed.
+func TestServeKafkaBrokerOutageQueueFull(t *testing.T) {
+	t.Parallel()
+	b := newKafkaBroker(t)
+	data := t.TempDir()
+	adminAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	topic := "kafka://" + b.addr + "/das-activity"
+	const (
+		queue    = 16
+		sessions = 3
+		// What may wait for the broker: the queue and the records handed
+		// to the sink (the acker's 64 waiting and the one it waits on), one
+		// event each. A drop counts events_in and events_dropped one after
+		// the other: a reading in between sees each session's event as
+		// waiting.
+		bound = queue + 64 + 1 + sessions
+	)
+	addr, stop := startServe(t, "--data-dir", data, "--admin-listen", adminAddr,
+		"--sink", topic+"?max_buffered_bytes=16384", "--mode", "async",
+		"--queue-events", strconv.Itoa(queue), "--batch-max-events", "1")
+	cl := adminOf(t, adminAddr, data)
+
+	const prefix = "kq"
+	w := startWorkload(t, addr, prefix, sessions, 10*time.Millisecond)
+	time.Sleep(time.Second)
+	down := b.down()
+	opened := waitEvent(t, cl, "DAS-EVENT-0020", kafkaOutage)
+	stall := waitEvent(t, cl, events.SinkUnreachable, kafkaOutage)
+	time.Sleep(time.Until(down.Add(kafkaOutage)))
+	mid := describe(t, cl)
+	up := b.up()
+	back := waitEvent(t, cl, "DAS-EVENT-0031", 30*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	ran := w.finish()
+	final := waitDelivered(t, cl, 30*time.Second)
+	closed := waitEvent(t, cl, "DAS-EVENT-0021", 30*time.Second)
+	evs := streamEvents(t, cl, "DAS-EVENT-0003", "DAS-EVENT-0004", "DAS-EVENT-0020", "DAS-EVENT-0021", "DAS-EVENT-0030", "DAS-EVENT-0031")
+	code, stderr := stop()
+	if t.Failed() {
+		t.Fatalf("das serve: %s", stderr)
+	}
+	if code != 0 {
+		t.Fatalf("das serve exited %d: %s", code, stderr)
+	}
+
+	// Sessions were never held, and the stream shed what did not fit.
+	out := during(ran, down, up)
+	if d := maxLatency(during(ran, down, up.Add(-kafkaOutage/2))); d >= kafkaOutage/2 {
+		t.Fatalf("a statement took %s while the broker was away: async sessions must not wait for the sink", d)
+	}
+	c := mid.Counters
+	if waiting := c["events_in"] - c["events_durable"] - c["events_dropped"]; mid.Status != "started" || c["events_dropped"] == 0 || waiting > bound {
+		t.Fatalf("describe while the broker was away: %s %v: want started, events dropped, at most %d waiting", mid.Status, c, bound)
+	}
+	if final.Counters["sink_errors"] != 0 {
+		t.Fatalf("counters after the outage: %v", final.Counters)
+	}
+
+	// The window opens while the broker is away, with why, and closes
+	// after it is back; the sink's own events come between.
+	var ids []string
+	for _, ev := range evs {
+		ids = append(ids, ev.ID)
+	}
+	want, reason := []string{"DAS-EVENT-0020", "DAS-EVENT-0030", "DAS-EVENT-0031", "DAS-EVENT-0021"}, "queue-full"
+	if stall.Time.Before(opened.Time) { // the buffers outlasted the sink-stall bound
+		want, reason = []string{"DAS-EVENT-0030", "DAS-EVENT-0020", "DAS-EVENT-0031", "DAS-EVENT-0021"}, "sink-unreachable"
+	}
+	if !slices.Equal(ids, want) {
+		t.Fatalf("stream events %v, want %v", ids, want)
+	}
+	if a := opened.Attrs; a["mode"] != "async" || a["reason"] != reason {
+		t.Errorf("DAS-EVENT-0020 attributes %v, want mode async, reason %s", a, reason)
+	}
+	if !opened.Time.After(down) || !opened.Time.Before(up) || closed.Time.Before(back.Time) {
+		t.Errorf("DAS-EVENT-0020 at %s, DAS-EVENT-0021 at %s; broker down %s, up %s, DAS-EVENT-0031 at %s", opened.Time, closed.Time, down, up, back.Time)
+	}
+	dropped := final.Counters["events_dropped"]
+	if closed.Attrs["missed"] != strconv.FormatUint(dropped, 10) {
+		t.Errorf("DAS-EVENT-0021 says %s missed; %d events were dropped", closed.Attrs["missed"], dropped)
+	}
+
+	// The topic holds every statement not dropped, in order, in a chain
+	// that verifies.
+	got := consumeAndVerify(t, topic, data)
+	missing := checkSessionsLossy(t, got, prefix, ran, true)
+	if uint64(missing) != dropped {
+		t.Errorf("the topic misses %d statements; %d events were dropped", missing, dropped)
+	}
+	total := 0
+	for _, s := range ran {
+		total += len(s)
+	}
+	t.Logf("broker away %s; %d statements in all, %d during the outage (max latency %s), %d dropped; DAS-EVENT-0020 (%s) %s after the broker went, DAS-EVENT-0031 %s after it returned; describe mid-outage: in %d, durable %d, dropped %d",
+		up.Sub(down).Round(time.Millisecond), total, len(out), maxLatency(out).Round(time.Millisecond), dropped,
+		opened.Attrs["reason"], opened.Time.Sub(down).Round(time.Millisecond), back.Time.Sub(up).Round(time.Millisecond),
+		c["events_in"], c["events_durable"], c["events_dropped"])
 }
 
 // TestServeKafkaBrokerOutageSync: in sync mode a statement's answer waits

@@ -233,7 +233,7 @@ var settings = []setting{
 	{"suite", "encryption suite: das (0x0378, what AWS DAS emits), committing (0x0578, message format v2) or unsigned (0x0478: format v2 without the per-record ECDSA signature, several times cheaper per record, for sync mode; authenticity then rests on the data key alone)", oneOf(func(c *Config) *string { return &c.Suite }, "das", "committing", "unsigned")},
 	{"batch_max_events", "events sealed into one record at most (a record over the sink's size limit is split)", integer(func(c *Config) *int { return &c.BatchMaxEvents }, 1)},
 	{"batch_linger", "how long an async record waits for more events before it is sealed (sync events never wait): longer means fewer records and less signing", duration(func(c *Config) *time.Duration { return &c.BatchLinger }, 0)},
-	{"queue_events", "events buffered before the stream sheds load (async)", integer(func(c *Config) *int { return &c.QueueEvents }, 1)},
+	{"queue_events", "events buffered before the stream sheds load; sync-mode events may fill twice as many, so that async ones never refuse them", integer(func(c *Config) *int { return &c.QueueEvents }, 1)},
 	{"heartbeat_interval", "a heartbeat record is sealed after this long without activity (0 disables)", duration(func(c *Config) *time.Duration { return &c.HeartbeatInterval }, 0)},
 	{"sink", "where sealed records go: local (segment log in the data dir), kinesis://STREAM?region=R&endpoint=URL (empty STREAM: aws-rds-das-<stream id>) or kafka://BROKER,BROKER/TOPIC", func(c *Config, v string) error {
 		if v != "local" && !strings.HasPrefix(v, "kinesis://") && !strings.HasPrefix(v, "kafka://") {

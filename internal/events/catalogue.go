@@ -126,7 +126,7 @@ var catalogue = []Def{
 	{ID: LossWindowStart, Category: "failure", Severity: Error,
 		Message: "Activity records may have been lost: the window starts.",
 		Attrs:   []Attr{{AttrMode, "async or sync"}, {AttrReason, "queue-full, durability-timeout, kms-unreachable, sink-unreachable"}, {AttrQueued, "events queued, not yet durable, at the start"}},
-		Note:    "Async: the queue overflowed, or a record could not be sealed or made durable. Sync: an event was not durable within sync_timeout and its session went on (the event stays queued and may still become durable)."},
+		Note:    "Async: the queue overflowed, or a record could not be sealed or made durable. Sync: an event was not durable within sync_timeout and its session went on (the event stays queued and may still become durable), or sync events filled the queue (twice queue_events) and the next one was refused."},
 	{ID: LossWindowEnd, Category: "failure", Severity: Warning,
 		Message: "Activity records may have been lost: the window ends.",
 		Attrs:   []Attr{{AttrSince, "when the window started (RFC 3339)"}, {AttrDuration, "the window's length"}, {AttrMissed, "events not recorded in the window"}},

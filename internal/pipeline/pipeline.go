@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -50,7 +51,7 @@ type Sealer interface {
 type Options struct {
 	MaxEvents         int           // events per record
 	Linger            time.Duration // wait for more events before sealing a partial batch
-	QueueEvents       int           // bound of the async queue
+	QueueEvents       int           // bound of the queue; sync-mode events may fill it to twice this
 	HeartbeatInterval time.Duration // 0 disables heartbeats
 	Heartbeat         func(now time.Time) event.Event
 	// OnDurable is called, in sequence order, when a record is durable.
@@ -84,10 +85,9 @@ type Stats struct {
 var ErrClosed = errors.New("pipeline: stream writer closed")
 
 type item struct {
-	ev    event.Event
-	done  func(error) // sync mode: told once, when durable or not
-	ack   func()      // EnqueueAck: called once durable
-	force bool        // SubmitNotify: taken even over the bound
+	ev   event.Event
+	done func(error) // sync mode: told once, when durable or not
+	ack  func()      // EnqueueAck: called once durable
 }
 
 // Writer is one stream's writer.
@@ -124,6 +124,7 @@ type Writer struct {
 	kick     chan struct{}
 
 	maxRecord int // from a RecordLimiter sink; 0: no limit
+	syncBound int // the queue's bound for sync-mode events
 
 	eventsIn, dropped, durable, records, heartbeats, sealErrs, sinkErrs, lastSeq, splits, cut atomic.Uint64
 }
@@ -160,6 +161,7 @@ func New(sealer Sealer, sink Sink, o Options) *Writer {
 	if l, ok := sink.(RecordLimiter); ok {
 		w.maxRecord = l.MaxRecordBytes()
 	}
+	w.syncBound = o.QueueEvents + min(o.QueueEvents, math.MaxInt-o.QueueEvents)
 	seq, line := sink.Last()
 	w.lastSeq.Store(seq)
 	var prev *dasrecord.Digest
@@ -180,7 +182,8 @@ func (w *Writer) Submit(ev event.Event) bool {
 }
 
 // SubmitWait queues an event and waits until its record is durable (sync
-// mode). Redaction happens before queueing.
+// mode). Redaction happens before queueing. Its event may fill the queue to
+// twice QueueEvents (see SubmitNotify); past that it waits for room.
 func (w *Writer) SubmitWait(ctx context.Context, ev event.Event) error {
 	done := make(chan error, 1)
 	// The deadline covers waiting for room too: a full queue (the sink down
@@ -199,12 +202,15 @@ func (w *Writer) SubmitWait(ctx context.Context, ev event.Event) error {
 // SubmitNotify queues a sync-mode event without waiting: done is called
 // once, from the writer, when its record is durable (nil) or cannot be (the
 // error). It is for a submitter that must not block (an event loop holds
-// the session's answer until done instead). The queue's bound does not
-// refuse it: each such submitter holds one event at a time, so sessions
-// bound them, and refusing would lose an event sync mode promised to keep.
-// After Close it returns ErrClosed and done is not called.
+// the session's answer until done instead). Like SubmitWait's, its event
+// may fill the queue to twice QueueEvents, so that async traffic filling the
+// queue does not refuse it. Past that it returns ErrQueueFull, counted as
+// dropped, and done is not called: sessions do not bound sync events, since
+// one whose event outlived its sync timeout goes on and submits again (a
+// long sink outage would grow the queue by one event per session per
+// timeout). After Close it returns ErrClosed and done is not called.
 func (w *Writer) SubmitNotify(ev event.Event, done func(error)) error {
-	return w.enqueue(context.Background(), item{ev: ev, done: done, force: true}, false)
+	return w.enqueue(context.Background(), item{ev: ev, done: done}, false)
 }
 
 // ErrNotDurable is SubmitWait giving up on an event it queued: the event
@@ -225,20 +231,26 @@ func (w *Writer) Enqueue(ctx context.Context, ev event.Event) error {
 
 func (w *Writer) enqueue(ctx context.Context, it item, block bool) error {
 	it.ev.CommandText = redact.SQL(it.ev.CommandText)
+	bound := w.o.QueueEvents
+	if it.done != nil {
+		// A sync event has as much again: past QueueEvents, the events over
+		// it are sync ones, backed up themselves (the sink down).
+		bound = w.syncBound
+	}
 	w.qmu.Lock()
 	for {
 		if w.closed.Load() {
 			w.qmu.Unlock()
 			return ErrClosed
 		}
-		if len(w.queue)+w.held < w.o.QueueEvents || it.force {
+		if len(w.queue)+w.held < bound {
 			break
 		}
 		if !block {
 			w.qmu.Unlock()
 			w.eventsIn.Add(1)
 			w.dropped.Add(1)
-			return errQueueFull
+			return ErrQueueFull
 		}
 		if w.space == nil {
 			w.space = make(chan struct{})
@@ -286,7 +298,9 @@ func (w *Writer) signal(c chan struct{}) {
 // (docs/PERFORMANCE.md).
 const syncInflight = 1
 
-var errQueueFull = errors.New("pipeline: queue full, event dropped")
+// ErrQueueFull is an event refused because the queue was full; it is
+// counted as dropped.
+var ErrQueueFull = errors.New("pipeline: queue full, event dropped")
 
 // Close stops accepting events, seals and flushes everything queued, and
 // waits until it is durable or ctx ends.

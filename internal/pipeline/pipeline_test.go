@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -571,5 +572,118 @@ func TestFullQueueSealsWholeRecords(t *testing.T) {
 	}
 	if st := w.Stats(); st.EventsDurable != 14 || st.Records != 4 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// chainedTexts checks that the sink's records are numbered from 1 and each
+// chains to its predecessor, and returns their events' texts in order.
+func chainedTexts(t *testing.T, m *memSink) []string {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var texts []string
+	prev := ""
+	for i, l := range m.lines {
+		parts := strings.SplitN(string(l), "|", 3)
+		if parts[0] != fmt.Sprint(i+1) || parts[1] != prev {
+			t.Fatalf("record %d: seq %s prev %q: chain broken", i+1, parts[0], parts[1])
+		}
+		prev = dasrecord.DigestOf(l).String()
+		texts = append(texts, strings.Split(parts[2], ";")...)
+	}
+	return texts
+}
+
+// Sync-mode events are not refused because async events filled the queue:
+// they may fill it to twice QueueEvents. Past that they are refused and
+// counted like async ones, however often sessions that went on after their
+// sync timeout submit again, so that a sink outage cannot grow the queue
+// without bound. What was taken is delivered in order once the sink is back.
+func TestSyncEventsBoundedOverAFullQueue(t *testing.T) {
+	const queue = 4
+	for _, tc := range []struct {
+		name string
+		// submit hands one sync event to w and reports whether it was
+		// taken; a taken event's later answer, if it has one, goes to dones.
+		answers bool
+		submit  func(t *testing.T, w *Writer, ev event.Event, dones chan<- error) bool
+	}{
+		{"SubmitNotify", true, func(t *testing.T, w *Writer, ev event.Event, dones chan<- error) bool {
+			err := w.SubmitNotify(ev, func(err error) { dones <- err })
+			if err != nil && !errors.Is(err, ErrQueueFull) {
+				t.Fatalf("SubmitNotify: %v, want nil or ErrQueueFull", err)
+			}
+			return err == nil
+		}},
+		{"SubmitWait", false, func(t *testing.T, w *Writer, ev event.Event, _ chan<- error) bool {
+			// The session's sync timeout: taken, the event is not durable
+			// within it; refused, no room came within it.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			defer cancel()
+			err := w.SubmitWait(ctx, ev)
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("SubmitWait on a stuck sink: %v, want the deadline", err)
+			}
+			return errors.Is(err, ErrNotDurable)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gate := make(chan struct{})
+			sink := &gateSink{gate: gate}
+			w := New(&textSealer{}, sink, Options{MaxEvents: 1, QueueEvents: queue, Linger: time.Hour})
+			// The sink takes nothing: once the acker's records wait, async
+			// events fill the queue.
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			var want []string
+			for i := 0; ; i++ {
+				text := fmt.Sprint("async-", i)
+				if err := w.Enqueue(ctx, q(text)); err != nil {
+					break
+				}
+				want = append(want, text)
+			}
+			cancel()
+			if w.Submit(q("async-refused")) {
+				t.Fatal("an async event was taken over a full queue")
+			}
+			dones := make(chan error, 100)
+			taken := 0
+			const sessions = 20
+			for i := range sessions {
+				text := fmt.Sprint("sync-", i)
+				if tc.submit(t, w, q(text), dones) {
+					taken++
+					want = append(want, text)
+				}
+			}
+			if taken != queue {
+				t.Fatalf("%d of %d sync events taken over a full queue of %d, want %d (as many again)", taken, sessions, queue, queue)
+			}
+			st := w.Stats()
+			if want := uint64(2 + sessions - queue); st.EventsDropped != want {
+				t.Fatalf("%d events counted dropped, want %d (the Enqueue given up, the async one, the sync ones refused)", st.EventsDropped, want)
+			}
+			if len(dones) != 0 {
+				t.Fatalf("a sync event was answered before the sink took it: %v", <-dones)
+			}
+
+			close(gate) // the sink is back
+			if err := w.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := chainedTexts(t, &sink.memSink); !slices.Equal(got, want) {
+				t.Fatalf("the sink holds %v, want %v", got, want)
+			}
+			if tc.answers {
+				if len(dones) != queue {
+					t.Fatalf("%d sync events answered, want the %d taken", len(dones), queue)
+				}
+				for range queue {
+					if err := <-dones; err != nil {
+						t.Fatalf("a taken sync event answered %v once the sink was back", err)
+					}
+				}
+			}
+		})
 	}
 }

@@ -516,8 +516,10 @@ func (s *Stream) SubmitWait(ctx context.Context, ev event.Event) error {
 // SubmitNotify is SubmitWait for a caller that must not block (the proxy's
 // event loops): done is called once, with nil when the event is durable,
 // with an error wrapping pipeline.ErrNotDurable at the sync timeout (the
-// event stays queued and may still become durable), or with why it was not
-// taken. done may run before SubmitNotify returns.
+// event stays queued and may still become durable), or at once with why it
+// was not taken: pipeline.ErrQueueFull when sync events fill the queue
+// (twice queue_events: the sink has been down for long), counted as dropped.
+// done may run before SubmitNotify returns.
 func (s *Stream) SubmitNotify(ev event.Event, done func(error)) {
 	s.mu.Lock()
 	w := s.writer

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -392,7 +393,11 @@ func TestKMSOutageSpool(t *testing.T) {
 type heldSink struct {
 	streamlog.Records
 	release chan struct{}
+	once    *sync.Once
 }
+
+// Release makes the held records durable, and those after them at once.
+func (s heldSink) Release() { s.once.Do(func() { close(s.release) }) }
 
 func (s heldSink) AppendAsync(seq uint64, line []byte) func() error {
 	wait := s.Records.AppendAsync(seq, line)
@@ -400,8 +405,9 @@ func (s heldSink) AppendAsync(seq uint64, line []byte) func() error {
 }
 
 // heldStream is a stream over a local log whose records become durable
-// only once sink.release is closed.
-func heldStream(t *testing.T, id string, syncTimeout time.Duration, notify Notify) (*Stream, heldSink) {
+// only once sink.Release is called (at the latest when the test ends, so
+// that the stream's Close is not held).
+func heldStream(t *testing.T, id string, syncTimeout time.Duration, notify Notify, wo pipeline.Options) (*Stream, heldSink) {
 	t.Helper()
 	l, err := streamlog.Open(t.TempDir(), streamlog.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -412,13 +418,14 @@ func heldStream(t *testing.T, id string, syncTimeout time.Duration, notify Notif
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := heldSink{streamlog.Records{L: l}, make(chan struct{})}
+	sink := heldSink{streamlog.Records{L: l}, make(chan struct{}), new(sync.Once)}
 	s := New(Options{
 		StreamID: id, Provider: p, MaxUses: 100, MaxAge: time.Hour,
-		Sink: sink, SyncTimeout: syncTimeout, Notify: notify,
+		Sink: sink, SyncTimeout: syncTimeout, Notify: notify, Writer: wo,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	t.Cleanup(func() { s.Close(context.Background()) })
+	t.Cleanup(sink.Release)
 	return s, sink
 }
 
@@ -428,7 +435,7 @@ func heldStream(t *testing.T, id string, syncTimeout time.Duration, notify Notif
 // (DAS-EVENT-0021) and the event, still queued, is durable after all.
 func TestSyncTimeoutLossWindow(t *testing.T) {
 	rec := &recorder{}
-	s, sink := heldStream(t, "cluster-LOSSLOSSLOSSLOSSLOSSLOSSLO", 200*time.Millisecond, rec.notify)
+	s, sink := heldStream(t, "cluster-LOSSLOSSLOSSLOSSLOSSLOSSLO", 200*time.Millisecond, rec.notify, pipeline.Options{})
 	ctx := context.Background()
 	if _, err := s.Start(ctx, "sync"); err != nil {
 		t.Fatal(err)
@@ -447,7 +454,7 @@ func TestSyncTimeoutLossWindow(t *testing.T) {
 	if _, ok := rec.has(EventLossEnd); ok {
 		t.Fatal("the window closed while the sink still held the record")
 	}
-	close(sink.release)
+	sink.Release()
 	waitFor(t, "DAS-EVENT-0021", func() bool { _, ok := rec.has(EventLossEnd); return ok })
 	b, _ := rec.has(EventLossEnd)
 	if b["missed"] != "1" || b["since"] == "" || b["duration"] == "" {
@@ -461,7 +468,7 @@ func TestSyncTimeoutLossWindow(t *testing.T) {
 // sink holds it (and not again when it becomes durable later), and
 // ErrNotRecording at once while the stream is stopped.
 func TestSubmitNotify(t *testing.T) {
-	s, sink := heldStream(t, "cluster-NOTENOTENOTENOTENOTENOTENO", 300*time.Millisecond, nil)
+	s, sink := heldStream(t, "cluster-NOTENOTENOTENOTENOTENOTENO", 300*time.Millisecond, nil, pipeline.Options{})
 	ctx := context.Background()
 	answers := make(chan error, 4)
 	s.SubmitNotify(query("SELECT 'stopped'"), func(err error) { answers <- err })
@@ -481,7 +488,7 @@ func TestSubmitNotify(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no answer after the sync timeout")
 	}
-	close(sink.release) // the held record becomes durable: no second answer
+	sink.Release() // the held record becomes durable: no second answer
 	s.SubmitNotify(query("SELECT 'durable'"), func(err error) { answers <- err })
 	select {
 	case err := <-answers:
@@ -535,4 +542,216 @@ func TestModeReachesTheSink(t *testing.T) {
 	if want := []bool{false, true, false}; !slices.Equal(sink.modes, want) {
 		t.Fatalf("SetSync calls %v, want %v", sink.modes, want)
 	}
+}
+
+// streamTexts reads the stream's local log from its first record: the
+// sequence numbers run from 1 without a gap, each record chains to its
+// predecessor and decrypts, as das verify checks. It returns the events'
+// texts in order.
+func streamTexts(t *testing.T, l *streamlog.Log, p kms.Provider) []string {
+	t.Helper()
+	ctx := context.Background()
+	r, err := l.NewReader(streamlog.Start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	d := &dasrecord.Decrypter{KMS: p}
+	var texts []string
+	var prev []byte
+	for seq := uint64(1); ; seq++ {
+		e, err := r.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("reading record %d: %v", seq, err)
+		}
+		if e.Seq != seq {
+			t.Fatalf("record %d follows record %d", e.Seq, seq-1)
+		}
+		o, err := d.Decrypt(ctx, e.Data)
+		if err != nil {
+			t.Fatalf("seq %d: %v", e.Seq, err)
+		}
+		if prev != nil && o.Record.Prev != dasrecord.DigestOf(prev).String() {
+			t.Fatalf("seq %d does not chain to its predecessor", e.Seq)
+		}
+		prev = e.Data
+		for _, ev := range o.Payload.Events {
+			texts = append(texts, ev.CommandText)
+		}
+	}
+	return texts
+}
+
+// TestSyncOutageBoundsTheQueue (issue #5): through a sink outage, sync
+// sessions on the proxy's event loops (Stream.SubmitNotify) go on at each
+// sync timeout and run their next statement. What waits for the sink stays
+// within the configured bound: the queue takes sync events up to twice
+// queue_events, and each one over it is refused at once, counted as dropped,
+// in a loss window. Once the sink is back, every event taken is delivered, in
+// each session's order, in a chain that verifies, and the window closes
+// counting what was missed.
+func TestSyncOutageBoundsTheQueue(t *testing.T) {
+	const (
+		queue       = 16
+		maxEvents   = 4
+		syncTimeout = 20 * time.Millisecond
+		sessions    = 16
+		// What may wait for the sink: the writer's queue (sync events:
+		// twice queue_events) and the records handed to the sink (the
+		// acker's 64 waiting and the one it waits on). A refusal counts
+		// events_in and events_dropped one after the other: a reading in
+		// between sees each refusing session's event as waiting.
+		bound = 2*queue + (64+1)*maxEvents + sessions
+	)
+	rec := &recorder{}
+	s, sink := heldStream(t, "cluster-BOUNDBOUNDBOUNDBOUNDBOUNDB", syncTimeout, rec.notify,
+		pipeline.Options{MaxEvents: maxEvents, QueueEvents: queue, Linger: 200 * time.Millisecond})
+	ctx := context.Background()
+	if _, err := s.Start(ctx, "sync"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Each session runs statements one after another; a statement's event
+	// is taken (its answer: durable, or ErrNotDurable at the sync timeout)
+	// or refused.
+	type outcome struct {
+		text    string
+		refused bool
+	}
+	var (
+		wg        sync.WaitGroup
+		stop      = make(chan struct{})
+		submitted atomic.Int64
+		outcomes  = make([][]outcome, sessions)
+		errs      = make(chan error, sessions)
+	)
+	for i := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				text := fmt.Sprintf("SELECT 's%d-%d'", i, n)
+				answer := make(chan error, 1)
+				s.SubmitNotify(query(text), func(err error) { answer <- err })
+				submitted.Add(1)
+				var err error
+				refused := false
+				select {
+				case err = <-answer:
+					refused = errors.Is(err, pipeline.ErrQueueFull)
+				default: // taken: answered at the sync timeout
+					err = <-answer
+				}
+				switch {
+				case refused:
+				case errors.Is(err, pipeline.ErrNotDurable):
+				default:
+					errs <- fmt.Errorf("session %d, statement %d: answer %v, want ErrNotDurable at the sync timeout, or ErrQueueFull at once", i, n, err)
+					return
+				}
+				outcomes[i] = append(outcomes[i], outcome{text, refused})
+				time.Sleep(5 * time.Millisecond) // the client's next statement
+			}
+		}()
+	}
+	// Run until the sessions submitted several times the bound: without
+	// one, as many events would wait for the sink.
+	most := uint64(0)
+	start := time.Now()
+	for submitted.Load() < 3*bound || time.Since(start) < time.Second {
+		c := s.Describe().Counters
+		most = max(most, c["events_in"]-c["events_durable"]-c["events_dropped"])
+		if most > bound || time.Since(start) > 20*time.Second {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if most > bound {
+		t.Fatalf("%d events waited for the sink (submitted %d), over the bound of %d", most, submitted.Load(), bound)
+	}
+	refused, late := 0, 0
+	for _, o := range slices.Concat(outcomes...) {
+		if o.refused {
+			refused++
+		} else {
+			late++
+		}
+	}
+	mid := s.Describe().Counters
+	if refused == 0 || mid["events_dropped"] != uint64(refused) {
+		t.Fatalf("%d events refused to their sessions, %d counted dropped", refused, mid["events_dropped"])
+	}
+	waitFor(t, "DAS-EVENT-0020", func() bool { _, ok := rec.has(EventLossStart); return ok })
+	if a, _ := rec.has(EventLossStart); a["mode"] != "sync" || a["reason"] != LossDurabilityTimeout {
+		t.Fatalf("DAS-EVENT-0020 attributes %v", a)
+	}
+	if _, ok := rec.has(EventLossEnd); ok {
+		t.Fatal("the loss window closed while the sink was away")
+	}
+
+	sink.Release() // the sink is back
+	waitFor(t, "the events taken durable", func() bool { return s.Describe().Counters["events_durable"] == uint64(late) })
+	answer := make(chan error, 1)
+	s.SubmitNotify(query("SELECT 'after'"), func(err error) { answer <- err })
+	select {
+	case err := <-answer:
+		if err != nil {
+			t.Fatalf("a statement after the outage: %v, want durable", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a statement after the outage was not answered")
+	}
+	waitFor(t, "DAS-EVENT-0021", func() bool { _, ok := rec.has(EventLossEnd); return ok })
+	if a, _ := rec.has(EventLossEnd); a["missed"] != fmt.Sprint(refused+late) {
+		t.Errorf("DAS-EVENT-0021 says %s missed; %d events were refused and %d late", a["missed"], refused, late)
+	}
+	final := s.Describe().Counters
+	if final["events_durable"] != uint64(late+1) || final["events_dropped"] != uint64(refused) {
+		t.Fatalf("counters after the outage %v: want %d durable, %d dropped", final, late+1, refused)
+	}
+
+	// Every event taken is in the stream, in order; none refused is.
+	var want []string
+	for _, session := range outcomes {
+		for _, o := range session {
+			if !o.refused {
+				want = append(want, o.text)
+			}
+		}
+	}
+	want = append(want, "SELECT 'after'")
+	got := streamTexts(t, sink.L, s.o.Provider)
+	perSession := func(texts []string) map[string][]string {
+		m := map[string][]string{}
+		for _, x := range texts {
+			session, _, _ := strings.Cut(x, "-")
+			m[session] = append(m[session], x)
+		}
+		return m
+	}
+	g, w := perSession(got), perSession(want)
+	if len(got) != len(want) || len(g) != len(w) {
+		t.Fatalf("the stream holds %d events of %d sessions, want %d of %d", len(got), len(g), len(want), len(w))
+	}
+	for session, texts := range w {
+		if !slices.Equal(g[session], texts) {
+			t.Fatalf("session %s: the stream holds %v, want %v", session, g[session], texts)
+		}
+	}
+	t.Logf("%d statements: %d late (durable after the outage), %d refused; at most %d events waited (bound %d)",
+		submitted.Load(), late, refused, most, bound)
 }
