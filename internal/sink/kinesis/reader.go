@@ -295,7 +295,7 @@ func (r *Reader) poll(ctx context.Context) (got bool, err error) {
 			case errors.As(err, &thr):
 				continue
 			}
-			return false, fmt.Errorf("kinesis: read %s shard %s: %w", r.o.Stream, st.id, describeErr(r.o.Stream, err))
+			return false, fmt.Errorf("kinesis: read %s shard %s: %w", r.o.Stream, st.id, describeErr(r.c, r.o.Stream, err))
 		}
 		for _, rec := range out.Records {
 			ks := aws.ToString(rec.SequenceNumber)
@@ -329,7 +329,7 @@ func (r *Reader) position(ctx context.Context, st *shardState) error {
 	asked := time.Now()
 	out, err := r.c.GetShardIterator(ctx, in)
 	if err != nil {
-		return fmt.Errorf("kinesis: read %s shard %s: %w", r.o.Stream, st.id, describeErr(r.o.Stream, err))
+		return fmt.Errorf("kinesis: read %s shard %s: %w", r.o.Stream, st.id, describeErr(r.c, r.o.Stream, err))
 	}
 	st.iter = out.ShardIterator
 	if in.ShardIteratorType == types.ShardIteratorTypeLatest {
