@@ -121,8 +121,9 @@ fi
 # --- kinesalite: a Kinesis API server for internal/sink/kinesis tests --------
 # npm package, installed into $KINESALITE_DIR or $(go env GOPATH)/das-node
 # (where internal/testenv looks for it). Needs Node.js (v18+) and npm. Install
-# scripts are skipped: they only build leveldown, and the tests keep streams in
-# memory.
+# scripts are skipped: they only build leveldown, whose prebuilt binaries load
+# without it (the tests that restart kinesalite keep its streams on disk
+# through leveldown; the others keep them in memory).
 KINESALITE_VERSION=3.3.3
 kinesalite_dir="${KINESALITE_DIR:-$("$GO" env GOPATH | cut -d: -f1)/das-node}"
 kinesalite_pkg="$kinesalite_dir/node_modules/kinesalite/package.json"

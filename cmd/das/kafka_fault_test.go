@@ -380,10 +380,10 @@ func consumeAndVerify(t *testing.T, from, data string) []event.Event {
 	r := das(t, nil, "consume", "--from", from, "--data-dir", data)
 	v := <-verified
 	if r.code != 0 {
-		t.Fatalf("consume from Kafka: %d %s", r.code, r.stderr)
+		t.Fatalf("das consume --from %s: %d %s", from, r.code, r.stderr)
 	}
 	if v.code != 0 || !strings.HasPrefix(v.stdout, "intact:") {
-		t.Fatalf("verify from Kafka: %d %s %s", v.code, v.stdout, v.stderr)
+		t.Fatalf("das verify --from %s: %d %s %s", from, v.code, v.stdout, v.stderr)
 	}
 	t.Logf("das verify: %s", strings.TrimSpace(v.stdout))
 	return consumed(t, r.stdout)

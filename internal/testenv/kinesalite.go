@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -19,14 +20,18 @@ import (
 // against; scripts/install-test-deps.sh installs it into KinesaliteDir.
 const KinesaliteVersion = "3.3.3"
 
-// kinesaliteMain starts kinesalite on 127.0.0.1 and a port the kernel picks.
-// kinesalite's own CLI cannot do either (it listens on every interface, and
-// treats --port 0 as "use 4567"), so the test harness drives its library. It
-// exits when its stdin closes, that is when the test process goes away.
+// kinesaliteMain starts kinesalite on 127.0.0.1 and the port given (0: one
+// the kernel picks), keeping its streams in memory, or in a LevelDB at the
+// path given (argv[4], "" for memory). kinesalite's own CLI cannot listen on
+// one address only, and treats --port 0 as "use 4567", so the test harness
+// drives its library. It exits when its stdin closes, that is when the test
+// process goes away.
 const kinesaliteMain = `'use strict'
 const kinesalite = require(process.argv[2])
-const server = kinesalite({createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100})
-server.listen(0, '127.0.0.1', function () {
+const opts = {createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100}
+if (process.argv[4]) opts.path = process.argv[4]
+const server = kinesalite(opts)
+server.listen(+process.argv[3], '127.0.0.1', function () {
   const a = server.address()
   console.log('kinesalite listening on ' + a.address + ':' + a.port)
 })
@@ -43,51 +48,152 @@ var kinesaliteRE = regexp.MustCompile(`kinesalite listening on 127\.0\.0\.1:(\d+
 // the test, so it cannot be used from parallel tests.
 func Kinesalite(t testing.TB) (endpoint string) {
 	t.Helper()
-	node, module := kinesaliteInstall(t)
-	AWSCredentials(t)
+	return StartKinesalite(t, KinesaliteOptions{}).Endpoint
+}
 
-	dir := t.TempDir()
-	main := filepath.Join(dir, "kinesalite-main.js")
-	if err := os.WriteFile(main, []byte(kinesaliteMain), 0o600); err != nil {
+// KinesaliteOptions configure StartKinesalite.
+type KinesaliteOptions struct {
+	// Persist keeps the streams on disk (a LevelDB in the test's temporary
+	// directory, through kinesalite's optional leveldown), so that they
+	// survive Stop and Start as a Kinesis stream survives an outage of the
+	// service. Otherwise kinesalite keeps them in memory, and a restarted
+	// server has none.
+	Persist bool
+}
+
+// KinesaliteServer is a kinesalite process that a test can stop, as a
+// crashed or unreachable server, and start again on the same address.
+type KinesaliteServer struct {
+	// Endpoint is "http://127.0.0.1:PORT", the same across restarts.
+	Endpoint string
+
+	t                  testing.TB
+	node, module, main string
+	dir, path          string
+	port               int
+	cmd                *exec.Cmd
+	stdin              io.Closer
+	exited             chan error
+	logs               *portLog
+}
+
+// StartKinesalite starts kinesalite as Kinesalite does, and returns it for
+// the test to stop and start again. The test's cleanup stops it.
+func StartKinesalite(t testing.TB, o KinesaliteOptions) *KinesaliteServer {
+	t.Helper()
+	node, module := kinesaliteInstall(t)
+	k := &KinesaliteServer{t: t, node: node, module: module, dir: t.TempDir()}
+	if o.Persist {
+		leveldown := filepath.Join(filepath.Dir(module), "leveldown", "package.json")
+		if _, err := os.Stat(leveldown); err != nil {
+			kinesaliteMissing(t, "leveldown (kinesalite's optional dependency, for streams on disk) not found next to "+module)
+		}
+		k.path = filepath.Join(k.dir, "db")
+	}
+	AWSCredentials(t)
+	k.main = filepath.Join(k.dir, "kinesalite-main.js")
+	if err := os.WriteFile(k.main, []byte(kinesaliteMain), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if k.cmd != nil {
+			k.kill()
+		}
+	})
+	k.start()
+	k.Endpoint = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(k.port))
+	waitKinesalite(t, k.Endpoint)
+	return k
+}
+
+// Stop kills the server, as a crash does, and returns once its port refuses
+// connections.
+func (k *KinesaliteServer) Stop() {
+	k.t.Helper()
+	if k.cmd == nil {
+		k.t.Fatal("testenv: kinesalite stopped twice")
+	}
+	k.kill()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(k.port))
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		k.t.Fatalf("testenv: kinesalite still accepts connections at %s after it was killed", addr)
+	}
+}
+
+// Start starts the stopped server again on its address, with the streams it
+// had when they persist.
+func (k *KinesaliteServer) Start() {
+	k.t.Helper()
+	if k.cmd != nil {
+		k.t.Fatal("testenv: kinesalite started twice")
+	}
+	k.start()
+	waitKinesalite(k.t, k.Endpoint)
+}
+
+func (k *KinesaliteServer) kill() {
+	_ = k.cmd.Process.Kill()
+	k.stdin.Close()
+	<-k.exited
+	if k.t.Failed() {
+		k.t.Logf("kinesalite output:\n%s", k.logs.String())
+	}
+	k.cmd = nil
+}
+
+// start runs the process on k.port (0 at first: the kernel picks one, kept
+// for restarts).
+func (k *KinesaliteServer) start() {
+	t := k.t
+	t.Helper()
+	var err error
+	for attempt := 0; ; attempt++ {
+		if err = k.spawn(); err == nil {
+			return
+		}
+		// The port may linger a moment after a kill.
+		if k.port == 0 || attempt == 50 {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (k *KinesaliteServer) spawn() error {
 	logs := &portLog{re: kinesaliteRE, port: make(chan int, 1)}
-	cmd := exec.Command(node, main, module)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-	cmd.Dir = dir
+	cmd := exec.Command(k.node, k.main, k.module, strconv.Itoa(k.port), k.path)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + k.dir}
+	cmd.Dir = k.dir
 	cmd.Stdout = logs
 	cmd.Stderr = logs
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("testenv: kinesalite: %w", err)
 	}
 	setProcAttr(cmd)
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("testenv: start kinesalite: %v", err)
+		return fmt.Errorf("testenv: start kinesalite: %w", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		stdin.Close()
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("kinesalite output:\n%s", logs.String())
-		}
-	})
-
-	var port int
 	select {
-	case port = <-logs.port:
-	case err := <-exited:
-		exited <- err
-		t.Fatalf("testenv: kinesalite exited before listening: %v\n%s", err, logs.String())
+	case port := <-logs.port:
+		if k.port != 0 && port != k.port {
+			err = fmt.Errorf("testenv: kinesalite listens on %d, want %d", port, k.port)
+		}
+		k.port = port
+	case err = <-exited:
+		err = fmt.Errorf("testenv: kinesalite exited before listening: %v\n%s", err, logs.String())
+		return err
 	case <-time.After(20 * time.Second):
-		t.Fatalf("testenv: kinesalite did not report a port within 20s\n%s", logs.String())
+		err = fmt.Errorf("testenv: kinesalite did not report a port within 20s\n%s", logs.String())
 	}
-	endpoint = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	waitKinesalite(t, endpoint)
-	return endpoint
+	k.cmd, k.stdin, k.exited, k.logs = cmd, stdin, exited, logs
+	if err != nil {
+		k.kill()
+	}
+	return err
 }
 
 // waitKinesalite polls ListStreams until the server answers.
@@ -97,16 +203,10 @@ func waitKinesalite(t testing.TB, endpoint string) {
 	deadline := time.Now().Add(15 * time.Second)
 	var last string
 	for time.Now().Before(deadline) {
-		req, err := http.NewRequest(http.MethodPost, endpoint+"/", strings.NewReader(`{}`))
+		req, err := kinesaliteRequest(endpoint, "ListStreams", `{}`)
 		if err != nil {
 			t.Fatal(err)
 		}
-		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-		req.Header.Set("X-Amz-Target", "Kinesis_20131202.ListStreams")
-		// kinesalite wants a signature's shape, and checks nothing more.
-		req.Header.Set("X-Amz-Date", time.Now().UTC().Format("20060102T150405Z"))
-		req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIDDASTESTLOCALKMS0/20260101/"+Region+
-			"/kinesis/aws4_request, SignedHeaders=host;x-amz-date, Signature=0000")
 		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
@@ -120,6 +220,21 @@ func waitKinesalite(t testing.TB, endpoint string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("testenv: kinesalite at %s not ready: %s", endpoint, last)
+}
+
+// kinesaliteRequest builds a Kinesis API call to kinesalite, which wants a
+// signature's shape and checks nothing more.
+func kinesaliteRequest(endpoint, op, body string) (*http.Request, error) {
+	req, err := http.NewRequest(http.MethodPost, endpoint+"/", strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "Kinesis_20131202."+op)
+	req.Header.Set("X-Amz-Date", time.Now().UTC().Format("20060102T150405Z"))
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIDDASTESTLOCALKMS0/20260101/"+Region+
+		"/kinesis/aws4_request, SignedHeaders=host;x-amz-date, Signature=0000")
+	return req, nil
 }
 
 // KinesaliteDir is where scripts/install-test-deps.sh installs kinesalite
@@ -138,14 +253,7 @@ func KinesaliteDir() string {
 // them the test fails under CI=true and is skipped elsewhere.
 func kinesaliteInstall(t testing.TB) (node, module string) {
 	t.Helper()
-	missing := func(what string) {
-		msg := fmt.Sprintf("testenv: %s; install with scripts/install-test-deps.sh (npm install --prefix %s kinesalite@%s)",
-			what, KinesaliteDir(), KinesaliteVersion)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	missing := func(what string) { kinesaliteMissing(t, what) }
 	node, err := exec.LookPath("node")
 	if err != nil {
 		missing("node (Node.js) not found in PATH")
@@ -157,6 +265,17 @@ func kinesaliteInstall(t testing.TB) (node, module string) {
 		return "", ""
 	}
 	return node, module
+}
+
+// kinesaliteMissing fails the test under CI=true and skips it elsewhere.
+func kinesaliteMissing(t testing.TB, what string) {
+	t.Helper()
+	msg := fmt.Sprintf("testenv: %s; install with scripts/install-test-deps.sh (npm install --prefix %s kinesalite@%s)",
+		what, KinesaliteDir(), KinesaliteVersion)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
 }
 
 // portLog keeps a server's output (bounded) and reports the port that re's

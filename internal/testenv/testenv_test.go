@@ -2,7 +2,9 @@ package testenv
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"strconv"
@@ -86,5 +88,52 @@ func TestFreePort(t *testing.T) {
 	if c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), time.Second); err == nil {
 		c.Close()
 		t.Errorf("something listens on the free port %d", p)
+	}
+}
+
+// TestKinesaliteRestart: a stopped kinesalite refuses connections; started
+// again it answers on the same endpoint, with the streams it had when they
+// persist, with none when it kept them in memory (kinesalite's default).
+func TestKinesaliteRestart(t *testing.T) {
+	for _, tc := range []struct {
+		persist bool
+		want    string
+	}{
+		{persist: true, want: `{"StreamNames":["kept"]`},
+		{persist: false, want: `{"StreamNames":[]`},
+	} {
+		t.Run(fmt.Sprintf("persist=%v", tc.persist), func(t *testing.T) {
+			k := StartKinesalite(t, KinesaliteOptions{Persist: tc.persist})
+			call := func(op, body string) string {
+				t.Helper()
+				req, err := kinesaliteRequest(k.Endpoint, op, body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatalf("%s: %v", op, err)
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("%s: HTTP %d %s", op, resp.StatusCode, b)
+				}
+				return string(b)
+			}
+			call("CreateStream", `{"StreamName":"kept","ShardCount":1}`)
+			before := k.Endpoint
+			k.Stop()
+			if _, err := http.Post(k.Endpoint, "application/x-amz-json-1.1", strings.NewReader("{}")); err == nil {
+				t.Fatalf("a stopped kinesalite answered at %s", k.Endpoint)
+			}
+			k.Start()
+			if k.Endpoint != before {
+				t.Fatalf("restarted at %s, was %s", k.Endpoint, before)
+			}
+			if got := call("ListStreams", `{}`); !strings.HasPrefix(got, tc.want) {
+				t.Fatalf("streams after a restart: %s, want %s...", got, tc.want)
+			}
+		})
 	}
 }

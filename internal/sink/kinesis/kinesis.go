@@ -40,6 +40,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // Kinesis limits (https://docs.aws.amazon.com/kinesis/latest/APIReference/API_PutRecords.html).
@@ -209,7 +210,7 @@ func waitActive(ctx context.Context, c *kinesis.Client, stream string) (*types.S
 	for {
 		out, err := c.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(stream)})
 		if err != nil {
-			return nil, describeErr(stream, err)
+			return nil, describeErr(c, stream, err)
 		}
 		s := out.StreamDescriptionSummary
 		switch s.StreamStatus {
@@ -230,12 +231,27 @@ func waitActive(ctx context.Context, c *kinesis.Client, stream string) (*types.S
 // ErrStreamNotFound reports a stream that does not exist (or was deleted).
 var ErrStreamNotFound = errors.New("stream not found")
 
-func describeErr(stream string, err error) error {
+// describeErr says what a failed call on the stream means: the stream is
+// missing, or nothing answered at the endpoint, or the API's own error.
+func describeErr(c *kinesis.Client, stream string, err error) error {
 	var nf *types.ResourceNotFoundException
 	if errors.As(err, &nf) {
 		return fmt.Errorf("kinesis: stream %s: %w (%s)", stream, ErrStreamNotFound, aws.ToString(nf.Message))
 	}
+	var send *smithyhttp.RequestSendError
+	if errors.As(err, &send) {
+		return fmt.Errorf("kinesis: stream %s: no Kinesis API answered at %s: %w", stream, endpointOf(c), err)
+	}
 	return fmt.Errorf("kinesis: stream %s: %w", stream, err)
+}
+
+// endpointOf names where c sends its calls.
+func endpointOf(c *kinesis.Client) string {
+	o := c.Options()
+	if e := aws.ToString(o.BaseEndpoint); e != "" {
+		return e
+	}
+	return "the Kinesis endpoint of region " + o.Region
 }
 
 // listShards lists every shard of the stream, closed ones included.
@@ -245,7 +261,7 @@ func listShards(ctx context.Context, c *kinesis.Client, stream string) ([]types.
 	for {
 		out, err := c.ListShards(ctx, in)
 		if err != nil {
-			return nil, describeErr(stream, err)
+			return nil, describeErr(c, stream, err)
 		}
 		shards = append(shards, out.Shards...)
 		if out.NextToken == nil {

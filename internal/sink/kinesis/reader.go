@@ -295,7 +295,7 @@ func (r *Reader) poll(ctx context.Context) (got bool, err error) {
 			case errors.As(err, &thr):
 				continue
 			}
-			return false, fmt.Errorf("kinesis: read %s shard %s: %w", r.o.Stream, st.id, describeErr(r.o.Stream, err))
+			return false, fmt.Errorf("kinesis: read %s shard %s: %w", r.o.Stream, st.id, describeErr(r.c, r.o.Stream, err))
 		}
 		for _, rec := range out.Records {
 			ks := aws.ToString(rec.SequenceNumber)
@@ -326,11 +326,19 @@ func (r *Reader) position(ctx context.Context, st *shardState) error {
 		in = &kinesis.GetShardIteratorInput{StreamName: aws.String(r.o.Stream), ShardId: aws.String(st.id),
 			ShardIteratorType: types.ShardIteratorTypeAfterSequenceNumber, StartingSequenceNumber: aws.String(st.lastKSeq)}
 	}
+	asked := time.Now()
 	out, err := r.c.GetShardIterator(ctx, in)
 	if err != nil {
-		return fmt.Errorf("kinesis: read %s shard %s: %w", r.o.Stream, st.id, describeErr(r.o.Stream, err))
+		return fmt.Errorf("kinesis: read %s shard %s: %w", r.o.Stream, st.id, describeErr(r.c, r.o.Stream, err))
 	}
 	st.iter = out.ShardIterator
+	if in.ShardIteratorType == types.ShardIteratorTypeLatest {
+		// LATEST is the shard's end as the reader opened. Should this
+		// iterator expire before a record is read, a new LATEST would skip
+		// what arrived meanwhile: go back to this moment instead.
+		st.start = &kinesis.GetShardIteratorInput{StreamName: in.StreamName, ShardId: in.ShardId,
+			ShardIteratorType: types.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(asked)}
+	}
 	return nil
 }
 

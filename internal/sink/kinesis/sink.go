@@ -143,7 +143,7 @@ func ensureStream(ctx context.Context, c *kinesis.Client, o Options, log *slog.L
 		}
 		log.Info("kinesis: created stream", "stream", o.Stream, "shards", o.Shards)
 	case err != nil:
-		return describeErr(o.Stream, err)
+		return describeErr(c, o.Stream, err)
 	}
 	_, err = waitActive(ctx, c, o.Stream)
 	return err
