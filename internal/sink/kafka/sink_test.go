@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/das-mysql/das/internal/pipeline"
 )
@@ -478,5 +479,54 @@ func TestNewest(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestProducesIdempotentWithAcksAll: every produce request the sink sends
+// asks for acks from all in-sync replicas and carries an idempotent
+// producer id, which is what keeps a retried batch from being stored twice.
+func TestProducesIdempotentWithAcksAll(t *testing.T) {
+	c := newCluster(t)
+	var mu sync.Mutex
+	var reqs, bad int
+	var why []string
+	c.ControlKey(int16(kmsg.Produce), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		req := r.(*kmsg.ProduceRequest)
+		mu.Lock()
+		defer mu.Unlock()
+		reqs++
+		if req.Acks != -1 {
+			bad++
+			why = append(why, fmt.Sprintf("acks %d", req.Acks))
+		}
+		for _, tp := range req.Topics {
+			for _, p := range tp.Partitions {
+				var b kmsg.RecordBatch
+				if err := b.ReadFrom(p.Records); err != nil {
+					bad++
+					why = append(why, "unreadable batch: "+err.Error())
+					continue
+				}
+				if b.ProducerID < 0 {
+					bad++
+					why = append(why, fmt.Sprintf("producer id %d (not idempotent)", b.ProducerID))
+				}
+			}
+		}
+		return nil, nil, false // observe only: the cluster handles it
+	})
+	s := openSink(t, sinkOptions(c, "das", "cluster-IDEM"))
+	w := startWriter(s)
+	ch := newChain("cluster-IDEM", 100)
+	for range 50 {
+		w.append(ch.next())
+	}
+	if err := w.finish(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if reqs == 0 || bad > 0 {
+		t.Fatalf("%d produce requests, %d not acks=all and idempotent: %v", reqs, bad, why)
 	}
 }
