@@ -162,6 +162,35 @@ func TestEventMapping(t *testing.T) {
 		e.CommandText != "t1|dastest.t2" || e.ExitCode != "" || e.StatementID != 4 || e.NetProtocol != event.NetProtocolTCP {
 		t.Errorf("rename: %+v", e)
 	}
+	// Every query operation the plugin's filters name is a QUERY; every
+	// table operation an AUX event naming its table; an operation not known
+	// is kept as written.
+	for _, tc := range []struct{ op, class, command, object string }{
+		{"QUERY", event.ClassMain, event.CommandQuery, ""},
+		{"QUERY_DDL", event.ClassMain, event.CommandQuery, ""},
+		{"QUERY_DML", event.ClassMain, event.CommandQuery, ""},
+		{"QUERY_DML_NO_SELECT", event.ClassMain, event.CommandQuery, ""},
+		{"QUERY_DCL", event.ClassMain, event.CommandQuery, ""},
+		{"READ", event.ClassAux, "READ", "dastest.t1"},
+		{"WRITE", event.ClassAux, "WRITE", "dastest.t1"},
+		{"CREATE", event.ClassAux, "CREATE", "dastest.t1"},
+		{"ALTER", event.ClassAux, "ALTER", "dastest.t1"},
+		{"DROP", event.ClassAux, "DROP", "dastest.t1"},
+		{"TABLE", event.ClassMain, "TABLE", ""},
+	} {
+		obj := "t1"
+		if tc.class == event.ClassMain {
+			obj = "'SELECT 1'"
+		}
+		ret := "0"
+		if tc.class == event.ClassAux {
+			ret = ""
+		}
+		e := parse("20261125 16:54:04,vm,root,127.0.0.1,4,3," + tc.op + ",dastest," + obj + "," + ret)
+		if e.Class != tc.class || e.Command != tc.command || e.ObjectName != tc.object {
+			t.Errorf("%s: class %s command %s object %q, want %s %s %q", tc.op, e.Class, e.Command, e.ObjectName, tc.class, tc.command, tc.object)
+		}
+	}
 	e = parse(`20261125 16:54:04,vm,root,127.0.0.1,4,3,QUERY_DML,dastest,'SELECT 1',1146`)
 	if e.Command != event.CommandQuery || e.CommandText != "SELECT 1" || e.ExitCode != "1146" || e.StatementID != 3 || e.Extra.Get("dasTruncated") != nil {
 		t.Errorf("query: %+v", e)
