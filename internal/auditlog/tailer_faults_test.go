@@ -1,0 +1,175 @@
+package auditlog
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/das-mysql/das/internal/event"
+)
+
+// lockedBuffer collects a tailer's log output, written from its goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func bufferLogger(b *lockedBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// logHas checks that the log has a line at level holding every one of
+// parts (the text handler quotes a message with spaces, not its path).
+func logHas(t *testing.T, logs *lockedBuffer, level string, parts ...string) {
+	t.Helper()
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if !strings.Contains(l, "level="+level+" ") {
+			continue
+		}
+		if !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(l, p) }) {
+			return
+		}
+	}
+	t.Errorf("no %s log line with %q in:\n%s", level, parts, logs.String())
+}
+
+// warningEvents returns the DAS_WARNING events of a kind.
+func warningEvents(s *memSink, kind string) []event.Event {
+	var out []event.Event
+	for _, e := range s.snapshot() {
+		var k string
+		if e.Command == CommandWarning && json.Unmarshal(e.Extra.Get("dasWarning"), &k) == nil && k == kind {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// readTo waits until the tailer has read path's file to its end.
+func readTo(t *testing.T, tl *Tailer, path string) Position {
+	t.Helper()
+	var want Position
+	waitFor(t, "the tailer to read "+path+" to its end", func() bool {
+		id, size, _, err := lstatID(path)
+		if err != nil {
+			return false
+		}
+		want = Position{Dev: id.dev, Inode: id.ino, Born: id.born, Offset: size}
+		return tl.Stats().Read == want
+	})
+	return want
+}
+
+// The checkpoint covers the longest gap-free run of acknowledged lines,
+// never merely the lines read: the sink holds the acks while the tailer
+// reads ahead, and a restart from the checkpoint delivers again exactly
+// the lines whose acks had not come.
+func TestCheckpointWaitsForAcks(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	srv := newFakeServer(t, dir, 3)
+	srv.queries(10)
+	sink := &memSink{hold: true}
+	// No periodic checkpoints: each step forces one.
+	r := startTailer(t, Options{Path: srv.path, StateDir: state, CheckpointInterval: time.Hour}, sink)
+	waitFor(t, "10 lines", countIs(sink, 10))
+	readTo(t, r.tl, srv.path)
+	evs := sink.snapshot()
+	end := func(id int) int64 { // where line id ends
+		p, ok := PositionOf(&evs[id-1])
+		if !ok || evs[id-1].StatementID != int64(id) {
+			t.Fatalf("event %d: %+v", id-1, evs[id-1])
+		}
+		return p.Offset
+	}
+	steps := []struct {
+		name string
+		ack  []int // statement ids acknowledged at this step, in order
+		want int   // the last line the checkpoint covers; 0: no checkpoint
+	}{
+		{name: "nothing acknowledged", want: 0},
+		{name: "lines 1-3 acknowledged", ack: []int{1, 2, 3}, want: 3},
+		{name: "line 6 acknowledged, 4 and 5 not", ack: []int{6}, want: 3},
+		{name: "lines 5 and 4 acknowledged", ack: []int{5, 4}, want: 6},
+	}
+	for _, st := range steps {
+		for _, id := range st.ack {
+			sink.release(id - 1)
+		}
+		if err := r.tl.SaveCheckpoint(); err != nil {
+			t.Fatalf("%s: SaveCheckpoint: %v", st.name, err)
+		}
+		cp, ok, err := loadCheckpoint(r.tl.cpFile)
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		switch {
+		case st.want == 0 && ok:
+			t.Fatalf("%s: checkpoint at offset %d, want none", st.name, cp.Offset)
+		case st.want > 0 && (!ok || cp.Offset != end(st.want)):
+			t.Fatalf("%s: checkpoint at offset %d (saved %v), want %d, the end of line %d; lines are read up to %d",
+				st.name, cp.Offset, ok, end(st.want), st.want, r.tl.Stats().Read.Offset)
+		}
+		if d := r.tl.Stats().Durable; st.want > 0 && d.Offset != end(st.want) {
+			t.Errorf("%s: Stats().Durable at %d, want %d", st.name, d.Offset, end(st.want))
+		}
+	}
+	r.stop(t) // its last checkpoint too covers acknowledged lines only
+
+	again := &memSink{}
+	r = startTailer(t, Options{Path: srv.path, StateDir: state}, again)
+	waitFor(t, "the unacknowledged lines", countIs(again, 4))
+	time.Sleep(20 * time.Millisecond) // room for more to show
+	r.stop(t)
+	if ids, warns := again.queries(); fmt.Sprint(ids) != "[7 8 9 10]" || len(warns) != 0 {
+		t.Errorf("the restart delivered %v (warnings %v), want [7 8 9 10]: the lines not acknowledged, once", ids, warns)
+	}
+}
+
+// The log's path is replaced, while das follows it, by something it must
+// not read: a symlink (it could point anywhere) or a directory. Each time
+// is a warning event and a log line naming the path and the reason;
+// nothing is read through it, das keeps its position, and reading goes on
+// when a regular file is back. Twice: the second time is reported too.
+// The file being read is replaced mid-stream by a directory at the same
+// name, while the server goes on writing the old one (it holds it open):
+// those lines are read, the directory is reported, and the next regular
+// file is read after them.
+// asNonRoot runs the calling test where file permissions apply: root opens
+// a file of mode 000 anyway (CAP_DAC_OVERRIDE). As root it runs the test
+// again, in a copy of the test binary, as user nobody (uid 65534), makes
+// that run's verdict the test's and returns true (the caller returns);
+// otherwise it returns false and the test goes on.
+// The server rotates and das may not read the new file: a warning event
+// and a log line name the file and the cause; das stays at the end of the
+// old file, counts the unread bytes as lag, and reads the new file once it
+// may, from its start.
+// A checkpoint that cannot be written (the disk full, here the state
+// directory turned into a file: ENOTDIR) is logged with the path and the
+// cause and reported by one warning event for the outage; lines keep
+// arriving; once checkpoints work again, one is written, and a restart
+// from it loses nothing and repeats nothing.
+// LagSeconds is how old the last line read is while the reader is behind
+// (here a sink that does not take events), and 0 once it has caught up.
+// Options.Location is the server's time zone: a line's local time is read
+// in it, so the event's logTime and the lag are the same instants wherever
+// das runs.
