@@ -40,7 +40,9 @@
 // (rotation outran the reader, truncation, a checkpoint that does not match
 // or cannot be written, a path that is a directory, a symlink or unreadable)
 // are DAS_WARNING events with errorMessage and Extra "dasWarning" naming the
-// kind, and logged; the tailer keeps its position and retries.
+// kind, and logged, once each time the condition arises (a symlink is never
+// followed: it could lead anywhere); the tailer keeps its position and
+// retries.
 //
 // Following. The Tailer polls (Options.Poll, 50 ms); a reader caught up
 // with an idle log sleeps up to five polls, and the watcher, which keeps

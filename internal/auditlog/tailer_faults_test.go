@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -150,10 +151,114 @@ func TestCheckpointWaitsForAcks(t *testing.T) {
 // is a warning event and a log line naming the path and the reason;
 // nothing is read through it, das keeps its position, and reading goes on
 // when a regular file is back. Twice: the second time is reported too.
+func TestPathReplacedWhileFollowed(t *testing.T) {
+	symlink := func(path, target string) error { return os.Symlink(target, path) }
+	mkdir := func(path, _ string) error { return os.Mkdir(path, 0o700) }
+	tests := []struct {
+		name   string
+		rename bool // the followed file is renamed away (else deleted)
+		put    func(path, target string) error
+		reason string
+	}{
+		{name: "renamed, then a symlink", rename: true, put: symlink, reason: "is a symbolic link"},
+		{name: "deleted, then a symlink", put: symlink, reason: "is a symbolic link"},
+		{name: "renamed, then a directory", rename: true, put: mkdir, reason: "is a directory"},
+		{name: "deleted, then a directory", put: mkdir, reason: "is a directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			srv := newFakeServer(t, dir, 3)
+			// Records a symlink could lead to: ids 100 and up.
+			target := filepath.Join(dir, "elsewhere.log")
+			var b strings.Builder
+			for id := 100; id < 103; id++ {
+				fmt.Fprintf(&b, "20261125 16:54:04,vm,u,h,1,%d,QUERY,d,'SELECT %d',0\n", id, id)
+			}
+			if err := os.WriteFile(target, []byte(b.String()), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			logs := &lockedBuffer{}
+			sink := &memSink{}
+			r := startTailer(t, Options{Path: srv.path, StateDir: filepath.Join(dir, "state"), Logger: bufferLogger(logs)}, sink)
+			for round := 1; round <= 2; round++ {
+				srv.queries(5)
+				at := readTo(t, r.tl, srv.path)
+				srv.f.Close()
+				if tt.rename {
+					srv.shift()
+				} else if err := os.Remove(srv.path); err != nil {
+					t.Fatal(err)
+				}
+				if err := tt.put(srv.path, target); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, fmt.Sprintf("warning %d", round), func() bool { return len(warningEvents(sink, "file_error")) >= round })
+				time.Sleep(20 * r.tl.o.Poll) // room for lines through the path to show
+				w := warningEvents(sink, "file_error")
+				if msg := w[round-1].ErrorMessage; !strings.Contains(msg, srv.path+" "+tt.reason) {
+					t.Errorf("round %d: warning %q, want it to say %q", round, msg, srv.path+" "+tt.reason)
+				}
+				logHas(t, logs, "WARN", srv.path+" "+tt.reason)
+				if ids, _ := sink.queries(); len(ids) != 5*round || slices.ContainsFunc(ids, func(id int64) bool { return id >= 100 }) {
+					t.Fatalf("round %d: ids %v, want 1-%d and none from behind the path", round, ids, 5*round)
+				}
+				if st := r.tl.Stats(); st.Read != at {
+					t.Errorf("round %d: read position %v, want it kept at %v", round, st.Read, at)
+				}
+				if err := os.RemoveAll(srv.path); err != nil {
+					t.Fatal(err)
+				}
+				srv.open()
+			}
+			srv.queries(5)
+			waitFor(t, "the lines of the regular file", countIs(sink, 15))
+			r.stop(t)
+			ids, warns := sink.queries()
+			exactly(t, ids, 15)
+			if fmt.Sprint(warns) != "[file_error file_error]" {
+				t.Errorf("warnings %v, want one file_error each time", warns)
+			}
+		})
+	}
+}
+
 // The file being read is replaced mid-stream by a directory at the same
 // name, while the server goes on writing the old one (it holds it open):
 // those lines are read, the directory is reported, and the next regular
 // file is read after them.
+func TestReplacedByDirectoryMidStream(t *testing.T) {
+	dir := t.TempDir()
+	srv := newFakeServer(t, dir, 3)
+	logs := &lockedBuffer{}
+	sink := &memSink{}
+	srv.queries(5)
+	r := startTailer(t, Options{Path: srv.path, StateDir: filepath.Join(dir, "state"), Logger: bufferLogger(logs)}, sink)
+	waitFor(t, "lines", countIs(sink, 5))
+	hidden := srv.path + ".old"
+	mustRename(t, srv.path, hidden)
+	if err := os.Mkdir(srv.path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	srv.queries(5) // to the renamed file, through the server's open handle
+	waitFor(t, "the warning", func() bool { return len(warningEvents(sink, "file_error")) > 0 })
+	waitFor(t, "the lines written after the replacement", countIs(sink, 10))
+	if err := os.Remove(srv.path); err != nil {
+		t.Fatal(err)
+	}
+	srv.f.Close()
+	srv.open()
+	srv.queries(5)
+	waitFor(t, "the lines of the new file", countIs(sink, 15))
+	r.stop(t)
+	ids, warns := sink.queries()
+	exactly(t, ids, 15)
+	if fmt.Sprint(warns) != "[file_error]" {
+		t.Errorf("warnings %v, want [file_error]", warns)
+	}
+	logHas(t, logs, "WARN", srv.path+" is a directory")
+}
+
 // asNonRoot runs the calling test where file permissions apply: root opens
 // a file of mode 000 anyway (CAP_DAC_OVERRIDE). As root it runs the test
 // again, in a copy of the test binary, as user nobody (uid 65534), makes
