@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -264,10 +266,101 @@ func TestReplacedByDirectoryMidStream(t *testing.T) {
 // again, in a copy of the test binary, as user nobody (uid 65534), makes
 // that run's verdict the test's and returns true (the caller returns);
 // otherwise it returns false and the test goes on.
+func asNonRoot(t *testing.T) bool {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		return false
+	}
+	if os.Getenv("DAS_TEST_AS_NOBODY") != "" {
+		t.Fatal("still root after switching to user nobody")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	tmp := filepath.Join(dir, "tmp")
+	bin := filepath.Join(dir, "auditlog.test")
+	src, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{dir, 0o755}, {filepath.Dir(dir), 0o755}, {tmp, 0o1777}} {
+		if err := os.MkdirAll(d.path, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d.path, d.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin, "-test.run", "^"+t.Name()+"$", "-test.count=1", "-test.v")
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), "DAS_TEST_AS_NOBODY=1", "TMPDIR="+tmp)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("--- PASS: "+t.Name())) {
+		t.Fatalf("%s as user nobody (uid 65534): %v\n%s", t.Name(), err, out)
+	}
+	t.Logf("passed as user nobody (uid 65534):\n%s", out)
+	return true
+}
+
 // The server rotates and das may not read the new file: a warning event
 // and a log line name the file and the cause; das stays at the end of the
 // old file, counts the unread bytes as lag, and reads the new file once it
 // may, from its start.
+func TestPermissionDenied(t *testing.T) {
+	if asNonRoot(t) {
+		return
+	}
+	dir := t.TempDir()
+	srv := newFakeServer(t, dir, 3)
+	logs := &lockedBuffer{}
+	sink := &memSink{}
+	srv.queries(5)
+	r := startTailer(t, Options{Path: srv.path, StateDir: filepath.Join(dir, "state"), Logger: bufferLogger(logs)}, sink)
+	waitFor(t, "lines", countIs(sink, 5))
+	at := readTo(t, r.tl, srv.path)
+	srv.f.Close()
+	srv.shift()
+	f, err := os.OpenFile(srv.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0) // mode 000 from the start
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.f = f
+	srv.queries(5)
+	fi, err := os.Stat(srv.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the warning", func() bool { return len(warningEvents(sink, "file_error")) > 0 })
+	waitFor(t, "the lag to count the unreadable file", func() bool { return r.tl.Stats().LagBytes == fi.Size() })
+	time.Sleep(10 * r.tl.o.Poll)
+	want := "open " + srv.path + ": permission denied"
+	if w := warningEvents(sink, "file_error"); !strings.Contains(w[0].ErrorMessage, want) {
+		t.Errorf("warning %q, want it to say %q", w[0].ErrorMessage, want)
+	}
+	logHas(t, logs, "WARN", want)
+	if st := r.tl.Stats(); st.Read != at {
+		t.Errorf("read position %v, want it kept at %v", st.Read, at)
+	}
+	if err := os.Chmod(srv.path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the lines of the new file", countIs(sink, 10))
+	r.stop(t)
+	ids, warns := sink.queries()
+	exactly(t, ids, 10)
+	if fmt.Sprint(warns) != "[file_error]" {
+		t.Errorf("warnings %v, want [file_error]", warns)
+	}
+}
+
 // A checkpoint that cannot be written (the disk full, here the state
 // directory turned into a file: ENOTDIR) is logged with the path and the
 // cause and reported by one warning event for the outage; lines keep
