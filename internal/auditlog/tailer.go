@@ -103,6 +103,7 @@ type Tailer struct {
 	durable  ackEntry
 	saved    ackEntry
 	saveMu   sync.Mutex // one checkpoint write at a time
+	cpStreak uint64     // checkpoint writes failed in a row; under saveMu
 
 	running atomic.Bool
 	// crash, for tests: Run returns without writing its final checkpoint,
@@ -228,12 +229,21 @@ func (t *Tailer) SaveCheckpoint() error {
 		cp.LastLineDigest = lineDigest(d.n, d.crc)
 	}
 	if err := saveCheckpoint(t.cpFile, t.o.Path, cp); err != nil {
-		if t.cpErrors.Add(1) == 1 || t.cpErrors.Load()%100 == 0 {
-			t.log.Error("auditlog: checkpoint not saved; the position is kept in memory and retried", "err", err)
+		t.cpErrors.Add(1)
+		// One event per outage (a full disk fails every write until it is
+		// freed), logged at its start and every 100 failures.
+		if t.cpStreak++; t.cpStreak == 1 {
+			msg := err.Error() + "; the position is kept in memory and retried"
+			t.cpFailed.Store(&msg)
 		}
-		msg := err.Error()
-		t.cpFailed.CompareAndSwap(nil, &msg)
+		if t.cpStreak%100 == 1 {
+			t.log.Error("auditlog: checkpoint not saved; the position is kept in memory and retried", "err", err, "failures", t.cpStreak)
+		}
 		return err
+	}
+	if t.cpStreak > 0 {
+		t.log.Info("auditlog: checkpoint saved again", "failures", t.cpStreak, "offset", d.pos.Offset)
+		t.cpStreak = 0
 	}
 	t.saved = d
 	return nil

@@ -366,6 +366,62 @@ func TestPermissionDenied(t *testing.T) {
 // cause and reported by one warning event for the outage; lines keep
 // arriving; once checkpoints work again, one is written, and a restart
 // from it loses nothing and repeats nothing.
+func TestCheckpointFailureRecovers(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	srv := newFakeServer(t, dir, 3)
+	logs := &lockedBuffer{}
+	srv.queries(5)
+	sink := &memSink{}
+	r := startTailer(t, Options{Path: srv.path, StateDir: state, Logger: bufferLogger(logs)}, sink)
+	waitFor(t, "lines", countIs(sink, 5))
+	if err := os.RemoveAll(state); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(state, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv.queries(5)
+	waitFor(t, "lines after the failure", countIs(sink, 10))
+	waitFor(t, "failed checkpoints", func() bool { return r.tl.Stats().CheckpointErrors >= 5 })
+	srv.queries(5)
+	waitFor(t, "lines during the outage", countIs(sink, 15))
+	at := readTo(t, r.tl, srv.path)
+	logHas(t, logs, "ERROR", "checkpoint not saved", state+"/", "not a directory")
+	if w := warningEvents(sink, "checkpoint_failed"); len(w) != 1 || !strings.Contains(w[0].ErrorMessage, state+"/") || !strings.Contains(w[0].ErrorMessage, "not a directory") {
+		t.Errorf("%d checkpoint_failed warnings for one outage of %d failures, want 1 naming %s and the cause: %v",
+			len(w), r.tl.Stats().CheckpointErrors, state, w)
+	}
+
+	if err := os.Remove(state); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a checkpoint at the last line", func() bool {
+		cp, ok, _ := loadCheckpoint(r.tl.cpFile)
+		return ok && cp.Offset == at.Offset && cp.Inode == at.Inode
+	})
+	logHas(t, logs, "INFO", "checkpoint saved again")
+	r.tl.crash = true // no final checkpoint: the one written after the outage counts
+	r.stop(t)
+
+	srv.queries(5)
+	again := &memSink{}
+	r = startTailer(t, Options{Path: srv.path, StateDir: state}, again)
+	waitFor(t, "lines after the restart", countIs(again, 5))
+	time.Sleep(20 * time.Millisecond) // room for repeats to show
+	r.stop(t)
+	var ids []int64
+	for _, e := range append(sink.snapshot(), again.snapshot()...) {
+		if e.Command == event.CommandQuery {
+			ids = append(ids, e.StatementID)
+		}
+	}
+	exactly(t, ids, 20)
+}
+
 // LagSeconds is how old the last line read is while the reader is behind
 // (here a sink that does not take events), and 0 once it has caught up.
 // Options.Location is the server's time zone: a line's local time is read
