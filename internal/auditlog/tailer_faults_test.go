@@ -424,6 +424,61 @@ func TestCheckpointFailureRecovers(t *testing.T) {
 
 // LagSeconds is how old the last line read is while the reader is behind
 // (here a sink that does not take events), and 0 once it has caught up.
+func TestLagSeconds(t *testing.T) {
+	dir := t.TempDir()
+	srv := newFakeServer(t, dir, 3)
+	srv.queries(10) // written at 16:54:04
+	now := time.Date(2026, 11, 25, 17, 4, 4, 0, time.UTC)
+	sink := &memSink{block: make(chan struct{})}
+	r := startTailer(t, Options{Path: srv.path, StateDir: filepath.Join(dir, "state"), Now: func() time.Time { return now }}, sink)
+	waitFor(t, "the lag in bytes", func() bool { return r.tl.Stats().LagBytes > 0 })
+	if st := r.tl.Stats(); st.LagSeconds != 600 {
+		t.Errorf("behind: LagSeconds %v (LagBytes %d), want 600: the first line, read at 17:04:04, was written at 16:54:04", st.LagSeconds, st.LagBytes)
+	}
+	close(sink.block)
+	waitFor(t, "lines", countIs(sink, 10))
+	waitFor(t, "the lag in bytes to clear", func() bool { return r.tl.Stats().LagBytes == 0 })
+	if st := r.tl.Stats(); st.LagSeconds != 0 {
+		t.Errorf("caught up: LagSeconds %v, want 0", st.LagSeconds)
+	}
+}
+
 // Options.Location is the server's time zone: a line's local time is read
 // in it, so the event's logTime and the lag are the same instants wherever
 // das runs.
+func TestLocation(t *testing.T) {
+	tests := []struct {
+		name string
+		loc  *time.Location
+		want string // the line's time, 20261125 16:54:04 there, in UTC
+	}{
+		{name: "UTC", loc: time.UTC, want: "2026-11-25T16:54:04Z"},
+		{name: "UTC-5", loc: time.FixedZone("EST", -5*3600), want: "2026-11-25T21:54:04Z"},
+		{name: "UTC+5:30", loc: time.FixedZone("IST", 5*3600+1800), want: "2026-11-25T11:24:04Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			srv := newFakeServer(t, dir, 3)
+			srv.queries(2)
+			want, err := time.Parse(time.RFC3339, tt.want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := want.Add(30 * time.Second)
+			sink := &memSink{block: make(chan struct{})}
+			r := startTailer(t, Options{Path: srv.path, StateDir: filepath.Join(dir, "state"), Location: tt.loc,
+				Now: func() time.Time { return now }}, sink)
+			waitFor(t, "the lag in bytes", func() bool { return r.tl.Stats().LagBytes > 0 })
+			if st := r.tl.Stats(); st.LagSeconds != 30 {
+				t.Errorf("LagSeconds %v, want 30", st.LagSeconds)
+			}
+			close(sink.block)
+			waitFor(t, "lines", countIs(sink, 2))
+			r.stop(t)
+			if got := sink.snapshot()[0].LogTime.UTC().Format(time.RFC3339); got != tt.want {
+				t.Errorf("logTime %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
