@@ -4,7 +4,8 @@
 //
 // Parsing. ParseLine reads the plugin's line exactly:
 // "YYYYMMDD HH:MM:SS,serverhost,username,host,connectionid,queryid,operation,database,object,retcode"
-// in the server's local time (Options.Location); Aurora's epoch-microsecond
+// in the server's local time (Options.Location; das serve's
+// audit_time_zone); Aurora's epoch-microsecond
 // timestamp is accepted too; MariaDB 12's "host:port" is split (an
 // unbracketed IPv6 address is ambiguous and left whole); columns after the
 // tenth (the RDS fork) are kept in Extra "dasAuditExtra". A quoted object is
