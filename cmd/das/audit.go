@@ -169,6 +169,10 @@ func startTailers(ctx context.Context, c config.Config, st *stream.Stream, sink 
 	if len(c.AuditLogs) == 0 {
 		return nil, func() {}, nil
 	}
+	loc, err := c.AuditLocation()
+	if err != nil {
+		return nil, nil, &exitError{code: 2, err: err}
+	}
 	p, err := openKMS(ctx, c, true)
 	if err != nil {
 		return nil, nil, err
@@ -180,7 +184,7 @@ func startTailers(ctx context.Context, c config.Config, st *stream.Stream, sink 
 	for _, path := range c.AuditLogs {
 		tl, err := auditlog.New(auditlog.Options{
 			Path: path, StateDir: auditStateDir(c, path), ServerHost: c.ServerHost, QueryLogLimit: c.AuditQueryLogLimit,
-			MaxLine: c.AuditMaxLine, Logger: logger, DurableFloor: floor,
+			MaxLine: c.AuditMaxLine, Location: loc, Logger: logger, DurableFloor: floor,
 		})
 		if err != nil {
 			cancel()
@@ -195,7 +199,7 @@ func startTailers(ctx context.Context, c config.Config, st *stream.Stream, sink 
 				logger.Error("audit log tailer stopped", "file", path, "err", err)
 			}
 		}()
-		logger.Info("following server_audit log", "file", path)
+		logger.Info("following server_audit log", "file", path, "time_zone", loc.String())
 	}
 	return tailers, func() { cancel(); wg.Wait() }, nil
 }

@@ -56,9 +56,16 @@ type auditServe struct {
 
 func startAuditServe(t *testing.T, args ...string) *auditServe {
 	t.Helper()
+	return startAuditServeEnv(t, nil, args...)
+}
+
+// startAuditServeEnv is startAuditServe with env added to das's environment.
+func startAuditServeEnv(t *testing.T, env []string, args ...string) *auditServe {
+	t.Helper()
 	s := &auditServe{done: make(chan struct{}), stderr: &lockedBuffer{},
 		admin: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
 	s.cmd = exec.Command(dasBin, append([]string{"serve", "--listen", "", "--admin-listen", s.admin}, args...)...)
+	s.cmd.Env = append(os.Environ(), env...)
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -635,5 +642,55 @@ func TestServeAuditMaxLine(t *testing.T) {
 	}
 	if !cut.Extra.Has("dasLineCut") || len(cut.CommandText) >= 2048 {
 		t.Errorf("the %d-byte line: dasLineCut %v, %d bytes of text; want it cut at 2KiB", len(long), cut.Extra.Has("dasLineCut"), len(cut.CommandText))
+	}
+}
+
+// TestServeAuditTimeZone: server_audit writes the server's local time; das
+// reads it in audit_time_zone (default Local, das's own zone), so an
+// event's logTime is the instant the server meant even where das runs in
+// another zone (here TZ=Asia/Tokyo, UTC+9; the server in New York, UTC-5
+// in November).
+func TestServeAuditTimeZone(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string // logTime of a line written at 20261125 16:54:04
+	}{
+		{name: "default: das's own zone", want: "2026-11-25T07:54:04Z"},
+		{name: "the server's zone", args: []string{"--audit-time-zone", "America/New_York"}, want: "2026-11-25T21:54:04Z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logPath := filepath.Join(t.TempDir(), "server_audit.log")
+			line := `20261125 16:54:04,vm,u,h,1,1,QUERY,d,'SELECT \'zone\'',0` + "\n"
+			if err := os.WriteFile(logPath, []byte(line), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			data := t.TempDir()
+			srv := startAuditServeEnv(t, []string{"TZ=Asia/Tokyo"}, append([]string{"--data-dir", data, "--audit-log", logPath}, tt.args...)...)
+			deadline := time.Now().Add(30 * time.Second)
+			for c := srv.counters(t, data); c["audit_lines"] < 1 || c["events_durable"] < c["events_in"]; c = srv.counters(t, data) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the line is not durable: %v\n%s", c, srv.stderr.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if code := srv.stop(t); code != 0 {
+				t.Fatalf("das serve exited %d: %s", code, srv.stderr.String())
+			}
+			r := das(t, nil, "consume", "--from", data)
+			if r.code != 0 {
+				t.Fatalf("consume: %d %s", r.code, r.stderr)
+			}
+			var got []string
+			for _, e := range consumed(t, r.stdout) {
+				if e.CommandText == "SELECT 'zone'" {
+					got = append(got, e.LogTime.UTC().Format(time.RFC3339))
+				}
+			}
+			if len(got) != 1 || got[0] != tt.want {
+				t.Errorf("logTime %v, want [%s]", got, tt.want)
+			}
+		})
 	}
 }

@@ -4,7 +4,8 @@
 //
 // Parsing. ParseLine reads the plugin's line exactly:
 // "YYYYMMDD HH:MM:SS,serverhost,username,host,connectionid,queryid,operation,database,object,retcode"
-// in the server's local time (Options.Location); Aurora's epoch-microsecond
+// in the server's local time (Options.Location; das serve's
+// audit_time_zone); Aurora's epoch-microsecond
 // timestamp is accepted too; MariaDB 12's "host:port" is split (an
 // unbracketed IPv6 address is ambiguous and left whole); columns after the
 // tenth (the RDS fork) are kept in Extra "dasAuditExtra". A quoted object is
@@ -40,7 +41,9 @@
 // (rotation outran the reader, truncation, a checkpoint that does not match
 // or cannot be written, a path that is a directory, a symlink or unreadable)
 // are DAS_WARNING events with errorMessage and Extra "dasWarning" naming the
-// kind, and logged; the tailer keeps its position and retries.
+// kind, and logged, once each time the condition arises (a symlink is never
+// followed: it could lead anywhere); the tailer keeps its position and
+// retries.
 //
 // Following. The Tailer polls (Options.Poll, 50 ms); a reader caught up
 // with an idle log sleeps up to five polls, and the watcher, which keeps

@@ -103,6 +103,7 @@ type Tailer struct {
 	durable  ackEntry
 	saved    ackEntry
 	saveMu   sync.Mutex // one checkpoint write at a time
+	cpStreak uint64     // checkpoint writes failed in a row; under saveMu
 
 	running atomic.Bool
 	// crash, for tests: Run returns without writing its final checkpoint,
@@ -228,12 +229,21 @@ func (t *Tailer) SaveCheckpoint() error {
 		cp.LastLineDigest = lineDigest(d.n, d.crc)
 	}
 	if err := saveCheckpoint(t.cpFile, t.o.Path, cp); err != nil {
-		if t.cpErrors.Add(1) == 1 || t.cpErrors.Load()%100 == 0 {
-			t.log.Error("auditlog: checkpoint not saved; the position is kept in memory and retried", "err", err)
+		t.cpErrors.Add(1)
+		// One event per outage (a full disk fails every write until it is
+		// freed), logged at its start and every 100 failures.
+		if t.cpStreak++; t.cpStreak == 1 {
+			msg := err.Error() + "; the position is kept in memory and retried"
+			t.cpFailed.Store(&msg)
 		}
-		msg := err.Error()
-		t.cpFailed.CompareAndSwap(nil, &msg)
+		if t.cpStreak%100 == 1 {
+			t.log.Error("auditlog: checkpoint not saved; the position is kept in memory and retried", "err", err, "failures", t.cpStreak)
+		}
 		return err
+	}
+	if t.cpStreak > 0 {
+		t.log.Info("auditlog: checkpoint saved again", "failures", t.cpStreak, "offset", d.pos.Offset)
+		t.cpStreak = 0
 	}
 	t.saved = d
 	return nil
@@ -463,12 +473,24 @@ func (r *reader) probeChain(problems *[][2]string) []chainFile {
 		}
 		misses = 0
 		if mode != 0 {
-			*problems = append(*problems, [2]string{"irregular:" + r.name(i), fmt.Sprintf("auditlog: %s is not a regular file (%s); not read", r.name(i), mode)})
+			*problems = append(*problems, [2]string{"irregular:" + r.name(i), fmt.Sprintf("auditlog: %s %s; not read", r.name(i), notRegular(mode))})
 			continue
 		}
 		chain = append(chain, chainFile{idx: i, name: r.name(i), id: id, size: size})
 	}
 	return chain
+}
+
+// notRegular says what a file of mode (a type other than regular) is.
+func notRegular(mode fs.FileMode) string {
+	switch {
+	case mode&fs.ModeSymlink != 0:
+		return "is a symbolic link, which das does not follow (name the log file itself)"
+	case mode&fs.ModeDir != 0:
+		return "is a directory, not a server_audit log file"
+	default:
+		return fmt.Sprintf("is not a regular file (mode %s)", mode)
+	}
 }
 
 // listRotations adds the rotated files the probe did not reach. The plugin
@@ -1015,6 +1037,13 @@ func (w *watcher) scan(report bool) []chainFile {
 	if report {
 		// Submitting may block: not under the lock.
 		defer func() {
+			// A problem this scan no longer finds is over: if it comes
+			// back, it is reported again.
+			for k := range w.r.warned {
+				if scanProblem(k) && !slices.ContainsFunc(problems, func(p [2]string) bool { return p[0] == k }) {
+					w.r.clearWarn(k)
+				}
+			}
 			for _, p := range problems {
 				w.r.warnOnce(p[0], p[1])
 			}
@@ -1108,6 +1137,11 @@ func (w *watcher) scan(report bool) []chainFile {
 	}
 	w.updateLag()
 	return chain
+}
+
+// scanProblem reports whether a warnOnce key is one of scanChain's.
+func scanProblem(key string) bool {
+	return key == "stat" || key == "readdir" || strings.HasPrefix(key, "irregular:")
 }
 
 // bornSlot moves the place j found for a new file from the chain order

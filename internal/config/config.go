@@ -18,6 +18,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	// The database server's zone must resolve where das runs without
+	// /usr/share/zoneinfo (a minimal container).
+	_ "time/tzdata"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -55,6 +58,7 @@ type Config struct {
 	AuditLogs             []string      // audit_log: server_audit files to follow (repeatable)
 	AuditQueryLogLimit    int           // audit_query_log_limit: the server's server_audit_query_log_limit
 	AuditMaxLine          int           // audit_max_line: longer server_audit lines are cut
+	AuditTimeZone         string        // audit_time_zone: the zone server_audit writes its times in (IANA name, UTC or Local)
 	Upstream              string        // upstream: host:port; empty starts an embedded database
 	TLSCert               string        // tls_cert
 	TLSKey                string        // tls_key
@@ -106,6 +110,7 @@ func Defaults() Config {
 		Listen:             "127.0.0.1:3307",
 		AuditQueryLogLimit: 1024,
 		AuditMaxLine:       1 << 20,
+		AuditTimeZone:      "Local",
 		UpstreamTLS:        "auto",
 		Mode:               "async",
 		KMSRetryWindow:     60 * time.Second,
@@ -257,6 +262,13 @@ var settings = []setting{
 			return fmt.Errorf("%q is not a size from 1KiB to 1GiB (write 1MiB, 64KiB or a byte count)", v)
 		}
 		c.AuditMaxLine = int(n)
+		return nil
+	}},
+	{"audit_time_zone", "serve: the database server's time zone, in which server_audit writes its timestamps: an IANA name (Europe/Berlin), UTC, or Local (das's own; set it when das and the server run in different zones, e.g. containers)", func(c *Config, v string) error {
+		if _, err := zone(v); err != nil {
+			return err
+		}
+		c.AuditTimeZone = v
 		return nil
 	}},
 	{"audit_log", "serve: a MariaDB server_audit log file to follow (repeat the flag or separate with commas; in the file a YAML list; flags replace the file's list)", func(c *Config, v string) error {
@@ -483,6 +495,28 @@ func (c *Config) Validate() error {
 		return errors.New("config: kms_key_id is required when kms is aws; set --kms-key-id or kms_key_id: to a key id, alias/NAME or ARN")
 	}
 	return nil
+}
+
+// AuditLocation is audit_time_zone's location ("" is Local).
+func (c *Config) AuditLocation() (*time.Location, error) {
+	if c.AuditTimeZone == "" {
+		return time.Local, nil
+	}
+	loc, err := zone(c.AuditTimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("config: audit_time_zone: %w", err)
+	}
+	return loc, nil
+}
+
+// zone loads a time zone by name; "" (which LoadLocation takes for UTC) is
+// refused as ambiguous.
+func zone(name string) (*time.Location, error) {
+	loc, err := time.LoadLocation(name)
+	if err != nil || name == "" {
+		return nil, fmt.Errorf("%q is not a time zone (write the database server's zone as an IANA name such as Europe/Berlin or America/New_York, UTC, or Local for das's own)", name)
+	}
+	return loc, nil
 }
 
 // StreamIDFile is where a generated stream id is kept.

@@ -65,6 +65,18 @@ func TestLoad(t *testing.T) {
 		{name: "audit max line not a size", args: []string{"--audit-max-line", "long"}, wantErr: `--audit-max-line: "long" is not a size`},
 		{name: "audit max line within the query limit", file: "audit_log: /a\naudit_query_log_limit: 4096\naudit_max_line: 4KiB\n",
 			wantErr: "audit_max_line (4096) is not above audit_query_log_limit (4096): lines the server writes whole would be cut; set --audit-max-line"},
+		{name: "audit time zone default", check: func(c Config) bool { loc, err := c.AuditLocation(); return err == nil && loc == time.Local }},
+		{name: "audit time zone in file", file: "audit_time_zone: America/New_York\n", check: func(c Config) bool {
+			loc, err := c.AuditLocation()
+			return err == nil && loc.String() == "America/New_York" &&
+				time.Date(2026, 11, 25, 16, 54, 4, 0, loc).UTC() == time.Date(2026, 11, 25, 21, 54, 4, 0, time.UTC)
+		}},
+		{name: "audit time zone flag", file: "audit_time_zone: America/New_York\n", args: []string{"--audit-time-zone", "UTC"},
+			check: func(c Config) bool { loc, err := c.AuditLocation(); return err == nil && loc == time.UTC }},
+		{name: "audit time zone unknown", file: "audit_time_zone: Europe/Atlantis\n",
+			wantErr: `line 1: audit_time_zone: "Europe/Atlantis" is not a time zone (write the database server's zone as an IANA name such as Europe/Berlin`},
+		{name: "audit time zone offset", args: []string{"--audit-time-zone", "+02:00"}, wantErr: `--audit-time-zone: "+02:00" is not a time zone (write`},
+		{name: "audit time zone empty", file: "audit_time_zone: \"\"\n", wantErr: `audit_time_zone: "" is not a time zone`},
 		{name: "audit max line above the query limit", file: "audit_log: /a\naudit_query_log_limit: 4096\naudit_max_line: 8KiB\n",
 			check: func(c Config) bool { return c.AuditMaxLine == 8<<10 && c.AuditQueryLogLimit == 4096 }},
 	}
