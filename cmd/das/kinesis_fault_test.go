@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,4 +133,57 @@ func TestServeKinesisOutageAsync(t *testing.T) {
 		up.Sub(down).Round(time.Millisecond), total, len(out), maxLatency(out).Round(time.Millisecond),
 		events.SinkUnreachable, stall.Time.Sub(down).Round(time.Millisecond), events.SinkRecovered, back.Time.Sub(up).Round(time.Millisecond),
 		mid.Counters["events_in"]-mid.Counters["events_durable"])
+}
+
+// TestServeSinkSilentAtStart: a Kinesis endpoint or Kafka broker that takes
+// the connection and never answers does not hold das serve forever: it
+// gives up at sink_open_timeout with an error that names the setting.
+func TestServeSinkSilentAtStart(t *testing.T) {
+	testenv.AWSCredentials(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // read nothing, answer nothing
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	addr := ln.Addr().String()
+	for _, sink := range []string{
+		"kinesis://das-activity?region=" + testenv.Region + "&endpoint=http://" + addr,
+		"kafka://" + addr + "/das-activity",
+	} {
+		t.Run(strings.SplitN(sink, ":", 2)[0], func(t *testing.T) {
+			start := time.Now()
+			r := das(t, nil, "serve", "--data-dir", t.TempDir(), "--sink", sink, "--sink-open-timeout", "2s",
+				"--listen", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "--admin-listen", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)))
+			took := time.Since(start)
+			if r.code == 0 {
+				t.Fatalf("das serve with a silent sink exited 0: %s", r.stderr)
+			}
+			if !strings.Contains(r.stderr, "sink "+sink) || !strings.Contains(r.stderr, "sink_open_timeout (2s)") {
+				t.Errorf("das serve's error does not name the sink and the timeout:\n%s", r.stderr)
+			}
+			if took > 20*time.Second {
+				t.Errorf("das serve took %s to give up (sink_open_timeout 2s)", took)
+			}
+		})
+	}
 }

@@ -62,6 +62,10 @@ func openStream(ctx context.Context, c config.Config, logger *slog.Logger, notif
 // openSink opens the configured sink: the local log, a Kafka topic or a
 // Kinesis stream.
 func openSink(ctx context.Context, c config.Config, logger *slog.Logger) (pipeline.Sink, io.Closer, string, error) {
+	// A remote sink that accepts connections and never answers must not
+	// hold das at start forever.
+	ctx, cancel := context.WithTimeout(ctx, c.SinkOpenTimeout)
+	defer cancel()
 	switch {
 	case strings.HasPrefix(c.Sink, "kinesis://"):
 		o, err := kinesis.ParseURL(c.Sink)
@@ -71,7 +75,7 @@ func openSink(ctx context.Context, c config.Config, logger *slog.Logger) (pipeli
 		o.StreamID, o.Logger = c.StreamID, logger
 		k, err := kinesis.Open(ctx, o)
 		if err != nil {
-			return nil, nil, "", fmt.Errorf("sink %s: %w", c.Sink, err)
+			return nil, nil, "", fmt.Errorf("sink %s: %w", c.Sink, openErr(ctx, c, err))
 		}
 		return k, k, "kinesis:" + k.Stream(), nil
 	case strings.HasPrefix(c.Sink, "kafka://"):
@@ -82,7 +86,7 @@ func openSink(ctx context.Context, c config.Config, logger *slog.Logger) (pipeli
 		o.StreamID, o.Sync, o.Logger = c.StreamID, c.Mode == "sync", logger
 		k, err := kafka.Open(ctx, o)
 		if err != nil {
-			return nil, nil, "", fmt.Errorf("sink %s: %w", c.Sink, err)
+			return nil, nil, "", fmt.Errorf("sink %s: %w", c.Sink, openErr(ctx, c, err))
 		}
 		return k, k, "kafka:" + o.Topic, nil
 	}
@@ -100,4 +104,12 @@ func spoolRecords(c config.Config) int {
 		return c.SpoolMaxRecords
 	}
 	return 0
+}
+
+// openErr says when a sink failed to open because sink_open_timeout ran out.
+func openErr(ctx context.Context, c config.Config, err error) error {
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("no answer within sink_open_timeout (%s): %w", c.SinkOpenTimeout, err)
+	}
+	return err
 }

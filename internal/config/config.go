@@ -72,6 +72,7 @@ type Config struct {
 	AutoRestart           bool          // auto_restart
 	KMSRetryWindow        time.Duration // kms_retry_window
 	SyncTimeout           time.Duration // sync_timeout
+	SinkOpenTimeout       time.Duration // sink_open_timeout
 	SpoolOnKMSOutage      bool          // spool_on_kms_outage
 	SpoolMaxRecords       int           // spool_max_records
 	AdminListen           string        // admin_listen
@@ -115,6 +116,7 @@ func Defaults() Config {
 		Mode:               "async",
 		KMSRetryWindow:     60 * time.Second,
 		SyncTimeout:        5 * time.Second,
+		SinkOpenTimeout:    30 * time.Second,
 		SpoolMaxRecords:    100000,
 		AdminListen:        "127.0.0.1:9307",
 		MaxPacket:          1 << 30,
@@ -291,6 +293,7 @@ var settings = []setting{
 	{"fail_closed", "serve: refuse new database sessions while the stream is not recording", boolean(func(c *Config) *bool { return &c.FailClosed })},
 	{"auto_restart", "serve: start the stream again when KMS answers after an outage (DAS needs a manual restart)", boolean(func(c *Config) *bool { return &c.AutoRestart })},
 	{"kms_retry_window", "serve: how long sealing retries an unreachable KMS before the stream stops (kms-unreachable)", duration(func(c *Config) *time.Duration { return &c.KMSRetryWindow }, 0)},
+	{"sink_open_timeout", "how long opening a Kafka or Kinesis sink may take (brokers or an endpoint that accept connections but do not answer) before the command fails", duration(func(c *Config) *time.Duration { return &c.SinkOpenTimeout }, time.Millisecond)},
 	{"sync_timeout", "serve: in sync mode, how long a statement's answer waits for durability before the session goes on", duration(func(c *Config) *time.Duration { return &c.SyncTimeout }, time.Millisecond)},
 	{"spool_on_kms_outage", "serve: keep recording through a KMS outage under the last valid data key (bounded by spool_max_records) instead of stopping the stream", boolean(func(c *Config) *bool { return &c.SpoolOnKMSOutage })},
 	{"spool_max_records", "serve: records sealed under the last data key during one KMS outage at most", integer(func(c *Config) *int { return &c.SpoolMaxRecords }, 1)},
