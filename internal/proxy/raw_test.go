@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"encoding/binary"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ type rawClient struct {
 	r        *bufio.Reader
 	scramble []byte
 	caps     mysql.Capability
+	id       string         // the connection id in the greeting
 	ms       *mysql.Session // tells when a response is complete
 }
 
@@ -58,6 +60,7 @@ func dialRaw(t testing.TB, addr, user, pw, db string) *rawClient {
 		t.Fatal(err)
 	}
 	rc.scramble = h.AuthPluginData
+	rc.id = strconv.FormatUint(uint64(h.ConnectionID), 10)
 	rc.caps = rawCaps & h.Capabilities
 	var b []byte
 	b = binary.LittleEndian.AppendUint32(b, uint32(rawCaps))
