@@ -26,6 +26,7 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
+	"github.com/das-mysql/das/internal/certs"
 	"github.com/das-mysql/das/internal/event"
 	"github.com/das-mysql/das/internal/mysql"
 	"github.com/das-mysql/das/internal/testenv"
@@ -444,6 +445,61 @@ func TestMariaDB(t *testing.T) {
 				t.Fatalf("TLS client with RequireTLS: %v", err)
 			}
 		})
+	})
+
+	// TLS to a server whose certificate the proxy does not trust (no CA
+	// given: the test's CA is not among the system roots), as das serve
+	// builds it (certs.Upstream): with upstream_tls_skip_verify the session
+	// is TLS to the server and recorded; without it the login fails with
+	// the reason, for the client and on the FAILED_CONNECT.
+	t.Run("UpstreamTLSSkipVerify", func(t *testing.T) {
+		const unverified = "das: TLS handshake with the server failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"
+		tests := []struct {
+			skipVerify bool
+			wantErr    string // the message of the client's error and the FAILED_CONNECT
+		}{
+			{skipVerify: true},
+			{skipVerify: false, wantErr: unverified},
+		}
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("skip=%v", tt.skipVerify), func(t *testing.T) {
+				up, err := certs.Upstream(srv.Addr(), "", "", tt.skipVerify)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, addr, sink := startProxy(t, Options{Upstream: srv.Addr(), UpstreamTLS: up, UpstreamTLSMode: UpstreamTLSRequired})
+				db := openDB(t, userCfg(addr))
+				db.SetMaxOpenConns(1)
+				err = db.Ping()
+				if tt.wantErr != "" {
+					// On the wire 1043 (wireCode); the event keeps 2026.
+					if me := mysqlErr(err); me == nil || me.Number != 1043 || me.Message != tt.wantErr {
+						t.Fatalf("login: %v, want error 1043 %q", err, tt.wantErr)
+					}
+					f := sink.wait(t, "FAILED_CONNECT", func(e event.Event) bool { return e.Command == event.CommandFailedConnect })
+					if f.ExitCode != "2026" || f.ErrorMessage != tt.wantErr || f.DBUserName != testenv.TestUser {
+						t.Errorf("FAILED_CONNECT:\n%s", dumpEvents([]event.Event{f}))
+					}
+					if n := len(sink.filter(func(e event.Event) bool { return e.Command == event.CommandConnect })); n != 0 {
+						t.Errorf("%d CONNECT events", n)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("login: %v", err)
+				}
+				if got := rows(t, db, "SHOW SESSION STATUS LIKE 'Ssl_version'"); len(got) != 1 || !strings.HasPrefix(got[0][1], "TLSv1.") {
+					t.Errorf("server side: %q, want a TLS session", got)
+				}
+				id := connectionID(t, db)
+				if e := sink.wait(t, "CONNECT", bySession(id, event.CommandConnect)); e.DBUserName != testenv.TestUser || e.ExitCode != "0" {
+					t.Errorf("CONNECT:\n%s", dumpEvents([]event.Event{e}))
+				}
+				if e := sink.wait(t, "SELECT", queryText(id, "SELECT CONNECTION_ID()")); e.RowCount != 1 || e.ExitCode != "0" {
+					t.Errorf("SELECT:\n%s", dumpEvents([]event.Event{e}))
+				}
+			})
+		}
 	})
 
 	t.Run("Blob20MiB", func(t *testing.T) {
