@@ -502,6 +502,104 @@ func TestMariaDB(t *testing.T) {
 		}
 	})
 
+	// The server ends sessions: KILL from another session, of an idle one
+	// (COM_PROCESS_KILL) and of one in a statement (KILL n as SQL). MariaDB
+	// sends an idle session no ERR when it kills it, so its DISCONNECT has
+	// none (TestServerInputAfterLogin has a server that sends one). The
+	// legacy commands are recorded as their SQL, with the server's answer:
+	// MariaDB no longer knows COM_CREATE_DB and COM_DROP_DB.
+	t.Run("KillAndLegacyCommands", func(t *testing.T) {
+		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+		killer := dialRaw(t, addr, testenv.TestUser, srv.UserPassword(), testenv.TestDatabase)
+		comKill := func(id string) []mysql.ServerEvent {
+			n, err := strconv.ParseUint(id, 10, 32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return killer.command(binary.LittleEndian.AppendUint32([]byte{byte(mysql.ComProcessKill)}, uint32(n)))
+		}
+		statement := func(what, session, text, exit, msg string) {
+			t.Helper()
+			e := sink.wait(t, what, queryText(session, text))
+			if e.Class != event.ClassMain || e.ExitCode != exit || e.ErrorMessage != msg || e.RowCount != 0 ||
+				e.DBUserName != testenv.TestUser || e.DatabaseName != testenv.TestDatabase {
+				t.Errorf("%s: want exitCode %q errorMessage %q:\n%s", what, exit, msg, dumpEvents([]event.Event{e}))
+			}
+		}
+		disconnect := func(what, id string) {
+			t.Helper()
+			d := sink.wait(t, what, bySession(id, event.CommandDisconnect))
+			if d.ExitCode != "0" || d.ErrorMessage != "" || d.DBUserName != testenv.TestUser {
+				t.Errorf("%s:\n%s", what, dumpEvents([]event.Event{d}))
+			}
+		}
+
+		idle := openDB(t, userCfg(addr))
+		idle.SetMaxOpenConns(1)
+		idleID := connectionID(t, idle)
+		if evs := comKill(idleID); len(evs) != 1 || evs[0].Kind != mysql.EventOK {
+			t.Fatalf("COM_PROCESS_KILL %s: %+v", idleID, evs)
+		}
+		statement("COM_PROCESS_KILL", killer.id, "KILL "+idleID, "0", "")
+		disconnect("DISCONNECT of the idle session", idleID)
+
+		// KILL n as SQL of a session in a statement: the server closes it
+		// without an answer (as directly); KILL QUERY n ends the statement
+		// with an ERR after its column definitions, and the session goes on.
+		const sleep = "SELECT SLEEP(30)"
+		for _, k := range []struct {
+			kill      string
+			clientErr string // what the killed statement's client gets
+			exit, msg string // its event's
+		}{
+			{"KILL ", gomysql.ErrInvalidConn.Error(), "2013", "das: the session ended before the server's answer was complete: " + errServerClosed.Error()},
+			{"KILL QUERY ", "Error 1317 (70100): Query execution was interrupted", "1317", "Query execution was interrupted"},
+		} {
+			busy := openDB(t, userCfg(addr))
+			busy.SetMaxOpenConns(1)
+			busyID := connectionID(t, busy)
+			errc := make(chan error, 1)
+			go func() {
+				var v string
+				errc <- busy.QueryRow(sleep).Scan(&v)
+			}()
+			waitRunning(t, root, busyID, sleep)
+			if evs := killer.command(append([]byte{byte(mysql.ComQuery)}, k.kill+busyID...)); len(evs) != 1 || evs[0].Kind != mysql.EventOK {
+				t.Fatalf("%s%s: %+v", k.kill, busyID, evs)
+			}
+			if err := <-errc; err == nil || err.Error() != k.clientErr {
+				t.Fatalf("after %s: the statement's client got %v, want %s", k.kill, err, k.clientErr)
+			}
+			statement(k.kill+"as SQL", killer.id, k.kill+busyID, "0", "")
+			statement("the statement after "+k.kill, busyID, sleep, k.exit, k.msg)
+			if k.exit == "1317" {
+				if got := rows(t, busy, "SELECT 'still here'"); got[0][0] != "still here" {
+					t.Fatal(got)
+				}
+				busy.Close()
+			}
+			disconnect("DISCONNECT after "+k.kill, busyID)
+		}
+
+		// What the server refuses, as it refuses it directly.
+		direct := dialRaw(t, srv.Addr(), testenv.TestUser, srv.UserPassword(), testenv.TestDatabase)
+		for _, c := range []struct {
+			name string
+			cmd  []byte
+			text string
+		}{
+			{"COM_PROCESS_KILL of no session", binary.LittleEndian.AppendUint32([]byte{byte(mysql.ComProcessKill)}, 999999), "KILL 999999"},
+			{"COM_CREATE_DB", append([]byte{byte(mysql.ComCreateDB)}, "legacy_db"...), "CREATE DATABASE `legacy_db`"},
+			{"COM_DROP_DB", append([]byte{byte(mysql.ComDropDB)}, "legacy_db"...), "DROP DATABASE `legacy_db`"},
+		} {
+			got, want := killer.command(c.cmd), direct.command(c.cmd)
+			if len(got) != 1 || got[0].Kind != mysql.EventError || len(want) != 1 || got[0].Err != want[0].Err {
+				t.Fatalf("%s: through the proxy %+v, directly %+v", c.name, got, want)
+			}
+			statement(c.name, killer.id, c.text, strconv.Itoa(int(want[0].Err.Code)), want[0].Err.Message)
+		}
+	})
+
 	t.Run("Blob20MiB", func(t *testing.T) {
 		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr(), MaxCommandText: 1000})
 		db := openDB(t, userCfg(addr))
@@ -1285,5 +1383,25 @@ func TestMariaDBSyncHeldShutdown(t *testing.T) {
 	sink.wait(t, "DISCONNECT", bySession(id, event.CommandDisconnect))
 	if st := p.Stats(); st.SessionsActive != 0 || st.SessionsOnLoops != 0 {
 		t.Errorf("after Shutdown: %+v", st)
+	}
+}
+
+// waitRunning waits until the session id runs the statement text, as the
+// server's process list shows it to q.
+func waitRunning(t testing.TB, q interface {
+	QueryRow(string, ...any) *sql.Row
+}, id, text string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var n int
+		if err := q.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO = ?", id, text).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session %s does not run %q", id, text)
+		}
 	}
 }
