@@ -651,6 +651,63 @@ func TestMariaDB(t *testing.T) {
 		}
 	})
 
+	// COM_STMT_SEND_LONG_DATA: with a packet limit of 1 KiB the driver
+	// cannot send a value of 1 KiB or more inline (it would fail with
+	// ErrPktTooLarge) and sends it in chunks of long data; the execute's
+	// paramList holds each whole, with the inline values in place. The
+	// server forgets long data after an execute, and so does the proxy.
+	t.Run("LongData", func(t *testing.T) {
+		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+		c := userCfg(addr)
+		c.MaxAllowedPacket = 1024
+		db := openDB(t, c)
+		db.SetMaxOpenConns(1)
+		id := connectionID(t, db)
+		mustExec(t, db, "CREATE TABLE t_long (id INT, s TEXT, n INT, b BLOB)")
+		const ins = "INSERT INTO t_long VALUES (?, ?, ?, ?)"
+		stmt, err := db.Prepare(ins)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stmt.Close()
+		text := strings.Repeat("long text ", 300) // 3000 bytes: 3 chunks
+		bin := make([]byte, 2500)
+		for i := range bin {
+			bin[i] = byte(i * 7)
+		}
+		execs := []struct {
+			args []any
+			want []string
+		}{
+			{[]any{1, text, nil, bin}, []string{"1", text, "NULL", string(bin)}},
+			{[]any{2, "short", 5, []byte{0xff}}, []string{"2", "short", "5", "\xff"}},
+			{[]any{3, "x", 6, bin}, []string{"3", "x", "6", string(bin)}},
+		}
+		for i, x := range execs {
+			if _, err := stmt.Exec(x.args...); err != nil {
+				t.Fatalf("execute %d: %v", i, err)
+			}
+		}
+		const sel = "SELECT id, s, n, HEX(b) FROM t_long ORDER BY id"
+		if got := rows(t, direct, sel); len(got) != 3 || got[0][1] != text || got[0][3] != fmt.Sprintf("%X", bin) || got[1][1] != "short" {
+			t.Fatalf("the table holds %.200q", got)
+		}
+		sink.wait(t, "the last execute", func(e event.Event) bool {
+			return e.SessionID == id && e.CommandText == ins && len(e.ParamList) > 0 && e.ParamList[0] == "3"
+		})
+		evs := sink.filter(func(e event.Event) bool {
+			return e.Class == event.ClassMain && e.SessionID == id && e.CommandText == ins
+		})
+		if len(evs) != len(execs) {
+			t.Fatalf("%d execute events, want %d:\n%s", len(evs), len(execs), dumpEvents(evs))
+		}
+		for i, e := range evs {
+			if !reflect.DeepEqual(e.ParamList, execs[i].want) || e.RowCount != 1 || e.ExitCode != "0" {
+				t.Errorf("execute %d: rows %d exit %s params %.300q, want %.300q", i, e.RowCount, e.ExitCode, e.ParamList, execs[i].want)
+			}
+		}
+	})
+
 	t.Run("LoadDataLocalInfile", func(t *testing.T) {
 		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
 		c := userCfg(addr)
