@@ -1130,6 +1130,106 @@ func TestMariaDB(t *testing.T) {
 		}
 	})
 
+	// A statement running when Shutdown starts completes: its client gets
+	// the result and its event is recorded before Shutdown returns. The
+	// session then ends when its client leaves (Shutdown returns nil before
+	// its deadline) or at the deadline. On the event loops and with the
+	// goroutine relay.
+	t.Run("ShutdownLetsStatementFinish", func(t *testing.T) {
+		const q = "SELECT SLEEP(1), 'finished'"
+		const deadline = 3 * time.Second
+		tests := []struct {
+			name         string
+			loops        int
+			clientLeaves bool
+		}{
+			{"loops/client leaves", 0, true},
+			{"loops/client stays", 0, false},
+			{"goroutines/client leaves", -1, true},
+			{"goroutines/client stays", -1, false},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				sink := &memSink{}
+				p := New(Options{Upstream: srv.Addr(), EventLoops: tt.loops}, sink)
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				served := make(chan error, 1)
+				go func() { served <- p.Serve(context.Background(), ln) }()
+				db := openDB(t, userCfg(ln.Addr().String()))
+				db.SetMaxOpenConns(1)
+				id := connectionID(t, db)
+				type answer struct {
+					sleep, text string
+					err         error
+				}
+				got := make(chan answer, 1)
+				go func() {
+					var a answer
+					a.err = db.QueryRow(q).Scan(&a.sleep, &a.text)
+					got <- a
+				}()
+				waitRunning(t, root, id, q)
+
+				ctx, cancel := context.WithTimeout(context.Background(), deadline)
+				defer cancel()
+				start := time.Now()
+				type shutdown struct {
+					err    error
+					after  time.Duration
+					events []event.Event // the sink's when Shutdown returned
+				}
+				shut := make(chan shutdown, 1)
+				go func() {
+					err := p.Shutdown(ctx)
+					shut <- shutdown{err, time.Since(start), sink.all()}
+				}()
+				select {
+				case a := <-got:
+					if a.err != nil || a.sleep != "0" || a.text != "finished" {
+						t.Fatalf("the statement's client got (%q, %q, %v), want (0, finished)", a.sleep, a.text, a.err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("no answer to the statement")
+				}
+				if tt.clientLeaves {
+					db.Close()
+				}
+				sd := <-shut
+				if tt.clientLeaves && (sd.err != nil || sd.after >= deadline) {
+					t.Errorf("Shutdown returned %v after %v; the client left after its statement", sd.err, sd.after)
+				}
+				if !tt.clientLeaves && sd.err != context.DeadlineExceeded {
+					t.Errorf("Shutdown returned %v after %v, want the deadline's error", sd.err, sd.after)
+				}
+				if err := <-served; err != ErrClosed {
+					t.Errorf("Serve: %v", err)
+				}
+				var stmt, disc []event.Event
+				for _, e := range sd.events {
+					switch {
+					case e.SessionID == id && e.CommandText == q:
+						stmt = append(stmt, e)
+					case e.SessionID == id && e.Command == event.CommandDisconnect:
+						disc = append(disc, e)
+					}
+				}
+				if len(stmt) != 1 || stmt[0].RowCount != 1 || stmt[0].ExitCode != "0" || stmt[0].ErrorMessage != "" {
+					t.Errorf("the statement's events when Shutdown returned:\n%s", dumpEvents(stmt))
+				}
+				wantMsg := ""
+				if !tt.clientLeaves {
+					wantMsg = errShutdown.Error()
+				}
+				if len(disc) != 1 || disc[0].ErrorMessage != wantMsg {
+					t.Errorf("DISCONNECT events when Shutdown returned (want errorMessage %q):\n%s", wantMsg, dumpEvents(disc))
+				}
+			})
+		}
+	})
+
 	t.Run("Shutdown", func(t *testing.T) {
 		sink := &memSink{}
 		p := New(Options{Upstream: srv.Addr()}, sink)
