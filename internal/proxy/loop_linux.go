@@ -394,8 +394,12 @@ func (l *loop) read(c *lconn) error {
 	case err != nil:
 		return c.connErr(err)
 	case n == 0:
-		if len(c.in) > 0 {
-			return c.connErr(io.ErrUnexpectedEOF)
+		if len(c.in) > 0 { // inside a packet
+			side := "server"
+			if c.client {
+				side = "client"
+			}
+			return readErr(side, io.ErrUnexpectedEOF)
 		}
 		return c.closedErr()
 	}

@@ -23,7 +23,9 @@
 //     fetched through it.
 //   - COM_CHANGE_USER: a new CONNECT (or FAILED_CONNECT) for the new user.
 //   - DISCONNECT when the session ends, whoever ends it; errorMessage names
-//     the protocol error when one ended it. Statements still waiting for
+//     the protocol error when one ended it (a connection that closes inside
+//     a packet is one: a truncated packet), or exitCode and errorMessage are
+//     the server's ERR when it sent one before closing. Statements still waiting for
 //     their answer then are recorded with exitCode "2013" (lost connection).
 //
 // sessionId is the server's connection id, so events match the server's own

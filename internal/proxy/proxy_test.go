@@ -26,6 +26,7 @@ import (
 
 	gomysql "github.com/go-sql-driver/mysql"
 
+	"github.com/das-mysql/das/internal/certs"
 	"github.com/das-mysql/das/internal/event"
 	"github.com/das-mysql/das/internal/mysql"
 	"github.com/das-mysql/das/internal/testenv"
@@ -126,6 +127,78 @@ func TestMariaDB(t *testing.T) {
 			if !reflect.DeepEqual(got, st.want) {
 				t.Errorf("step %d %q: AUX events %q, want %q", i, st.sql, got, st.want)
 			}
+		}
+	})
+
+	// Compression is masked: the greeting the client gets has
+	// CLIENT_COMPRESS cleared, so a client that asks for compression gets
+	// an uncompressed session with the same results, recorded; and a
+	// client that sets the flag in its response regardless stays
+	// uncompressed too (the proxy clears it in what the server gets).
+	t.Run("Compression", func(t *testing.T) {
+		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+		greetingCaps := func(addr string) mysql.Capability {
+			t.Helper()
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			g, _, err := readPacketRaw(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := mysql.ParseHandshakeV10(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return h.Capabilities
+		}
+		if caps := greetingCaps(srv.Addr()); caps&mysql.ClientCompress == 0 {
+			t.Fatalf("MariaDB's greeting (0x%x) offers no compression: nothing to mask", uint64(caps))
+		}
+		if caps := greetingCaps(addr); caps&(mysql.ClientCompress|mysql.ClientZstdCompressionAlgorithm) != 0 {
+			t.Errorf("the greeting through the proxy offers compression: 0x%x", uint64(caps))
+		}
+
+		const status = "SHOW SESSION STATUS LIKE 'Compression'"
+		const q = "SELECT seq, REPEAT(CHAR(65 + seq % 26), 1000) FROM seq_1_to_300"
+		dc := userCfg(srv.Addr())
+		if err := dc.Apply(gomysql.EnableCompression(true)); err != nil {
+			t.Fatal(err)
+		}
+		compressed := openDB(t, dc)
+		if got := rows(t, compressed, status); !reflect.DeepEqual(got, [][]string{{"Compression", "ON"}}) {
+			t.Fatalf("directly, the driver asking for compression gets %q", got)
+		}
+		pc := userCfg(addr)
+		if err := pc.Apply(gomysql.EnableCompression(true)); err != nil {
+			t.Fatal(err)
+		}
+		// Compressed bytes taken for packets would leave the client
+		// waiting for a length they announce: fail instead.
+		pc.ReadTimeout, pc.WriteTimeout = 10*time.Second, 10*time.Second
+		db := openDB(t, pc)
+		db.SetMaxOpenConns(1)
+		id := connectionID(t, db)
+		if got := rows(t, db, status); !reflect.DeepEqual(got, [][]string{{"Compression", "OFF"}}) {
+			t.Errorf("through the proxy the session has %q, want Compression OFF", got)
+		}
+		got, want := rows(t, db, q), rows(t, compressed, q)
+		if len(got) != 300 || !reflect.DeepEqual(got, want) {
+			t.Fatalf("through the proxy %d rows, directly %d (or they differ)", len(got), len(want))
+		}
+		if e := sink.wait(t, "SELECT", queryText(id, q)); e.Class != event.ClassMain || e.RowCount != 300 || e.ExitCode != "0" || e.DBUserName != testenv.TestUser {
+			t.Errorf("SELECT event:\n%s", dumpEvents([]event.Event{e}))
+		}
+
+		rc := dialRawCaps(t, addr, testenv.TestUser, srv.UserPassword(), testenv.TestDatabase, rawCaps|mysql.ClientCompress)
+		if evs := rc.command(append([]byte{byte(mysql.ComQuery)}, q...)); len(evs) != 1 || evs[0].Kind != mysql.EventResultSet || evs[0].Rows != 300 {
+			t.Fatalf("a raw client that set CLIENT_COMPRESS: %+v", evs)
+		}
+		if e := sink.wait(t, "raw SELECT", queryText(rc.id, q)); e.RowCount != 300 || e.ExitCode != "0" {
+			t.Errorf("raw SELECT event:\n%s", dumpEvents([]event.Event{e}))
 		}
 	})
 
@@ -374,6 +447,159 @@ func TestMariaDB(t *testing.T) {
 		})
 	})
 
+	// TLS to a server whose certificate the proxy does not trust (no CA
+	// given: the test's CA is not among the system roots), as das serve
+	// builds it (certs.Upstream): with upstream_tls_skip_verify the session
+	// is TLS to the server and recorded; without it the login fails with
+	// the reason, for the client and on the FAILED_CONNECT.
+	t.Run("UpstreamTLSSkipVerify", func(t *testing.T) {
+		const unverified = "das: TLS handshake with the server failed: tls: failed to verify certificate: x509: certificate signed by unknown authority"
+		tests := []struct {
+			skipVerify bool
+			wantErr    string // the message of the client's error and the FAILED_CONNECT
+		}{
+			{skipVerify: true},
+			{skipVerify: false, wantErr: unverified},
+		}
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("skip=%v", tt.skipVerify), func(t *testing.T) {
+				up, err := certs.Upstream(srv.Addr(), "", "", tt.skipVerify)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, addr, sink := startProxy(t, Options{Upstream: srv.Addr(), UpstreamTLS: up, UpstreamTLSMode: UpstreamTLSRequired})
+				db := openDB(t, userCfg(addr))
+				db.SetMaxOpenConns(1)
+				err = db.Ping()
+				if tt.wantErr != "" {
+					// On the wire 1043 (wireCode); the event keeps 2026.
+					if me := mysqlErr(err); me == nil || me.Number != 1043 || me.Message != tt.wantErr {
+						t.Fatalf("login: %v, want error 1043 %q", err, tt.wantErr)
+					}
+					f := sink.wait(t, "FAILED_CONNECT", func(e event.Event) bool { return e.Command == event.CommandFailedConnect })
+					if f.ExitCode != "2026" || f.ErrorMessage != tt.wantErr || f.DBUserName != testenv.TestUser {
+						t.Errorf("FAILED_CONNECT:\n%s", dumpEvents([]event.Event{f}))
+					}
+					if n := len(sink.filter(func(e event.Event) bool { return e.Command == event.CommandConnect })); n != 0 {
+						t.Errorf("%d CONNECT events", n)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("login: %v", err)
+				}
+				if got := rows(t, db, "SHOW SESSION STATUS LIKE 'Ssl_version'"); len(got) != 1 || !strings.HasPrefix(got[0][1], "TLSv1.") {
+					t.Errorf("server side: %q, want a TLS session", got)
+				}
+				id := connectionID(t, db)
+				if e := sink.wait(t, "CONNECT", bySession(id, event.CommandConnect)); e.DBUserName != testenv.TestUser || e.ExitCode != "0" {
+					t.Errorf("CONNECT:\n%s", dumpEvents([]event.Event{e}))
+				}
+				if e := sink.wait(t, "SELECT", queryText(id, "SELECT CONNECTION_ID()")); e.RowCount != 1 || e.ExitCode != "0" {
+					t.Errorf("SELECT:\n%s", dumpEvents([]event.Event{e}))
+				}
+			})
+		}
+	})
+
+	// The server ends sessions: KILL from another session, of an idle one
+	// (COM_PROCESS_KILL) and of one in a statement (KILL n as SQL). MariaDB
+	// sends an idle session no ERR when it kills it, so its DISCONNECT has
+	// none (TestServerInputAfterLogin has a server that sends one). The
+	// legacy commands are recorded as their SQL, with the server's answer:
+	// MariaDB no longer knows COM_CREATE_DB and COM_DROP_DB.
+	t.Run("KillAndLegacyCommands", func(t *testing.T) {
+		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+		killer := dialRaw(t, addr, testenv.TestUser, srv.UserPassword(), testenv.TestDatabase)
+		comKill := func(id string) []mysql.ServerEvent {
+			n, err := strconv.ParseUint(id, 10, 32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return killer.command(binary.LittleEndian.AppendUint32([]byte{byte(mysql.ComProcessKill)}, uint32(n)))
+		}
+		statement := func(what, session, text, exit, msg string) {
+			t.Helper()
+			e := sink.wait(t, what, queryText(session, text))
+			if e.Class != event.ClassMain || e.ExitCode != exit || e.ErrorMessage != msg || e.RowCount != 0 ||
+				e.DBUserName != testenv.TestUser || e.DatabaseName != testenv.TestDatabase {
+				t.Errorf("%s: want exitCode %q errorMessage %q:\n%s", what, exit, msg, dumpEvents([]event.Event{e}))
+			}
+		}
+		disconnect := func(what, id string) {
+			t.Helper()
+			d := sink.wait(t, what, bySession(id, event.CommandDisconnect))
+			if d.ExitCode != "0" || d.ErrorMessage != "" || d.DBUserName != testenv.TestUser {
+				t.Errorf("%s:\n%s", what, dumpEvents([]event.Event{d}))
+			}
+		}
+
+		idle := openDB(t, userCfg(addr))
+		idle.SetMaxOpenConns(1)
+		idleID := connectionID(t, idle)
+		if evs := comKill(idleID); len(evs) != 1 || evs[0].Kind != mysql.EventOK {
+			t.Fatalf("COM_PROCESS_KILL %s: %+v", idleID, evs)
+		}
+		statement("COM_PROCESS_KILL", killer.id, "KILL "+idleID, "0", "")
+		disconnect("DISCONNECT of the idle session", idleID)
+
+		// KILL n as SQL of a session in a statement: the server closes it
+		// without an answer (as directly); KILL QUERY n ends the statement
+		// with an ERR after its column definitions, and the session goes on.
+		const sleep = "SELECT SLEEP(30)"
+		for _, k := range []struct {
+			kill      string
+			clientErr string // what the killed statement's client gets
+			exit, msg string // its event's
+		}{
+			{"KILL ", gomysql.ErrInvalidConn.Error(), "2013", "das: the session ended before the server's answer was complete: " + errServerClosed.Error()},
+			{"KILL QUERY ", "Error 1317 (70100): Query execution was interrupted", "1317", "Query execution was interrupted"},
+		} {
+			busy := openDB(t, userCfg(addr))
+			busy.SetMaxOpenConns(1)
+			busyID := connectionID(t, busy)
+			errc := make(chan error, 1)
+			go func() {
+				var v string
+				errc <- busy.QueryRow(sleep).Scan(&v)
+			}()
+			waitRunning(t, root, busyID, sleep)
+			if evs := killer.command(append([]byte{byte(mysql.ComQuery)}, k.kill+busyID...)); len(evs) != 1 || evs[0].Kind != mysql.EventOK {
+				t.Fatalf("%s%s: %+v", k.kill, busyID, evs)
+			}
+			if err := <-errc; err == nil || err.Error() != k.clientErr {
+				t.Fatalf("after %s: the statement's client got %v, want %s", k.kill, err, k.clientErr)
+			}
+			statement(k.kill+"as SQL", killer.id, k.kill+busyID, "0", "")
+			statement("the statement after "+k.kill, busyID, sleep, k.exit, k.msg)
+			if k.exit == "1317" {
+				if got := rows(t, busy, "SELECT 'still here'"); got[0][0] != "still here" {
+					t.Fatal(got)
+				}
+				busy.Close()
+			}
+			disconnect("DISCONNECT after "+k.kill, busyID)
+		}
+
+		// What the server refuses, as it refuses it directly.
+		direct := dialRaw(t, srv.Addr(), testenv.TestUser, srv.UserPassword(), testenv.TestDatabase)
+		for _, c := range []struct {
+			name string
+			cmd  []byte
+			text string
+		}{
+			{"COM_PROCESS_KILL of no session", binary.LittleEndian.AppendUint32([]byte{byte(mysql.ComProcessKill)}, 999999), "KILL 999999"},
+			{"COM_CREATE_DB", append([]byte{byte(mysql.ComCreateDB)}, "legacy_db"...), "CREATE DATABASE `legacy_db`"},
+			{"COM_DROP_DB", append([]byte{byte(mysql.ComDropDB)}, "legacy_db"...), "DROP DATABASE `legacy_db`"},
+		} {
+			got, want := killer.command(c.cmd), direct.command(c.cmd)
+			if len(got) != 1 || got[0].Kind != mysql.EventError || len(want) != 1 || got[0].Err != want[0].Err {
+				t.Fatalf("%s: through the proxy %+v, directly %+v", c.name, got, want)
+			}
+			statement(c.name, killer.id, c.text, strconv.Itoa(int(want[0].Err.Code)), want[0].Err.Message)
+		}
+	})
+
 	t.Run("Blob20MiB", func(t *testing.T) {
 		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr(), MaxCommandText: 1000})
 		db := openDB(t, userCfg(addr))
@@ -422,6 +648,63 @@ func TestMariaDB(t *testing.T) {
 		}
 		if e := sink.wait(t, "blob SELECT", queryText(id, "SELECT b FROM t_blob ORDER BY id")); e.RowCount != 2 {
 			t.Errorf("blob SELECT rows %d", e.RowCount)
+		}
+	})
+
+	// COM_STMT_SEND_LONG_DATA: with a packet limit of 1 KiB the driver
+	// cannot send a value of 1 KiB or more inline (it would fail with
+	// ErrPktTooLarge) and sends it in chunks of long data; the execute's
+	// paramList holds each whole, with the inline values in place. The
+	// server forgets long data after an execute, and so does the proxy.
+	t.Run("LongData", func(t *testing.T) {
+		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+		c := userCfg(addr)
+		c.MaxAllowedPacket = 1024
+		db := openDB(t, c)
+		db.SetMaxOpenConns(1)
+		id := connectionID(t, db)
+		mustExec(t, db, "CREATE TABLE t_long (id INT, s TEXT, n INT, b BLOB)")
+		const ins = "INSERT INTO t_long VALUES (?, ?, ?, ?)"
+		stmt, err := db.Prepare(ins)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stmt.Close()
+		text := strings.Repeat("long text ", 300) // 3000 bytes: 3 chunks
+		bin := make([]byte, 2500)
+		for i := range bin {
+			bin[i] = byte(i * 7)
+		}
+		execs := []struct {
+			args []any
+			want []string
+		}{
+			{[]any{1, text, nil, bin}, []string{"1", text, "NULL", string(bin)}},
+			{[]any{2, "short", 5, []byte{0xff}}, []string{"2", "short", "5", "\xff"}},
+			{[]any{3, "x", 6, bin}, []string{"3", "x", "6", string(bin)}},
+		}
+		for i, x := range execs {
+			if _, err := stmt.Exec(x.args...); err != nil {
+				t.Fatalf("execute %d: %v", i, err)
+			}
+		}
+		const sel = "SELECT id, s, n, HEX(b) FROM t_long ORDER BY id"
+		if got := rows(t, direct, sel); len(got) != 3 || got[0][1] != text || got[0][3] != fmt.Sprintf("%X", bin) || got[1][1] != "short" {
+			t.Fatalf("the table holds %.200q", got)
+		}
+		sink.wait(t, "the last execute", func(e event.Event) bool {
+			return e.SessionID == id && e.CommandText == ins && len(e.ParamList) > 0 && e.ParamList[0] == "3"
+		})
+		evs := sink.filter(func(e event.Event) bool {
+			return e.Class == event.ClassMain && e.SessionID == id && e.CommandText == ins
+		})
+		if len(evs) != len(execs) {
+			t.Fatalf("%d execute events, want %d:\n%s", len(evs), len(execs), dumpEvents(evs))
+		}
+		for i, e := range evs {
+			if !reflect.DeepEqual(e.ParamList, execs[i].want) || e.RowCount != 1 || e.ExitCode != "0" {
+				t.Errorf("execute %d: rows %d exit %s params %.300q, want %.300q", i, e.RowCount, e.ExitCode, e.ParamList, execs[i].want)
+			}
 		}
 	})
 
@@ -847,6 +1130,106 @@ func TestMariaDB(t *testing.T) {
 		}
 	})
 
+	// A statement running when Shutdown starts completes: its client gets
+	// the result and its event is recorded before Shutdown returns. The
+	// session then ends when its client leaves (Shutdown returns nil before
+	// its deadline) or at the deadline. On the event loops and with the
+	// goroutine relay.
+	t.Run("ShutdownLetsStatementFinish", func(t *testing.T) {
+		const q = "SELECT SLEEP(1), 'finished'"
+		const deadline = 3 * time.Second
+		tests := []struct {
+			name         string
+			loops        int
+			clientLeaves bool
+		}{
+			{"loops/client leaves", 0, true},
+			{"loops/client stays", 0, false},
+			{"goroutines/client leaves", -1, true},
+			{"goroutines/client stays", -1, false},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				sink := &memSink{}
+				p := New(Options{Upstream: srv.Addr(), EventLoops: tt.loops}, sink)
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				served := make(chan error, 1)
+				go func() { served <- p.Serve(context.Background(), ln) }()
+				db := openDB(t, userCfg(ln.Addr().String()))
+				db.SetMaxOpenConns(1)
+				id := connectionID(t, db)
+				type answer struct {
+					sleep, text string
+					err         error
+				}
+				got := make(chan answer, 1)
+				go func() {
+					var a answer
+					a.err = db.QueryRow(q).Scan(&a.sleep, &a.text)
+					got <- a
+				}()
+				waitRunning(t, root, id, q)
+
+				ctx, cancel := context.WithTimeout(context.Background(), deadline)
+				defer cancel()
+				start := time.Now()
+				type shutdown struct {
+					err    error
+					after  time.Duration
+					events []event.Event // the sink's when Shutdown returned
+				}
+				shut := make(chan shutdown, 1)
+				go func() {
+					err := p.Shutdown(ctx)
+					shut <- shutdown{err, time.Since(start), sink.all()}
+				}()
+				select {
+				case a := <-got:
+					if a.err != nil || a.sleep != "0" || a.text != "finished" {
+						t.Fatalf("the statement's client got (%q, %q, %v), want (0, finished)", a.sleep, a.text, a.err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("no answer to the statement")
+				}
+				if tt.clientLeaves {
+					db.Close()
+				}
+				sd := <-shut
+				if tt.clientLeaves && (sd.err != nil || sd.after >= deadline) {
+					t.Errorf("Shutdown returned %v after %v; the client left after its statement", sd.err, sd.after)
+				}
+				if !tt.clientLeaves && sd.err != context.DeadlineExceeded {
+					t.Errorf("Shutdown returned %v after %v, want the deadline's error", sd.err, sd.after)
+				}
+				if err := <-served; err != ErrClosed {
+					t.Errorf("Serve: %v", err)
+				}
+				var stmt, disc []event.Event
+				for _, e := range sd.events {
+					switch {
+					case e.SessionID == id && e.CommandText == q:
+						stmt = append(stmt, e)
+					case e.SessionID == id && e.Command == event.CommandDisconnect:
+						disc = append(disc, e)
+					}
+				}
+				if len(stmt) != 1 || stmt[0].RowCount != 1 || stmt[0].ExitCode != "0" || stmt[0].ErrorMessage != "" {
+					t.Errorf("the statement's events when Shutdown returned:\n%s", dumpEvents(stmt))
+				}
+				wantMsg := ""
+				if !tt.clientLeaves {
+					wantMsg = errShutdown.Error()
+				}
+				if len(disc) != 1 || disc[0].ErrorMessage != wantMsg {
+					t.Errorf("DISCONNECT events when Shutdown returned (want errorMessage %q):\n%s", wantMsg, dumpEvents(disc))
+				}
+			})
+		}
+	})
+
 	t.Run("Shutdown", func(t *testing.T) {
 		sink := &memSink{}
 		p := New(Options{Upstream: srv.Addr()}, sink)
@@ -1157,5 +1540,25 @@ func TestMariaDBSyncHeldShutdown(t *testing.T) {
 	sink.wait(t, "DISCONNECT", bySession(id, event.CommandDisconnect))
 	if st := p.Stats(); st.SessionsActive != 0 || st.SessionsOnLoops != 0 {
 		t.Errorf("after Shutdown: %+v", st)
+	}
+}
+
+// waitRunning waits until the session id runs the statement text, as the
+// server's process list shows it to q.
+func waitRunning(t testing.TB, q interface {
+	QueryRow(string, ...any) *sql.Row
+}, id, text string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var n int
+		if err := q.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO = ?", id, text).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session %s does not run %q", id, text)
+		}
 	}
 }

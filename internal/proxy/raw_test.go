@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"encoding/binary"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ type rawClient struct {
 	r        *bufio.Reader
 	scramble []byte
 	caps     mysql.Capability
+	id       string         // the connection id in the greeting
 	ms       *mysql.Session // tells when a response is complete
 }
 
@@ -45,6 +47,13 @@ func nativePassword(scramble []byte, pw string) []byte {
 // dialRaw logs in with mysql_native_password; it fails the test unless OK.
 func dialRaw(t testing.TB, addr, user, pw, db string) *rawClient {
 	t.Helper()
+	return dialRawCaps(t, addr, user, pw, db, rawCaps)
+}
+
+// dialRawCaps is dialRaw with the capabilities of the handshake response,
+// which it sends as they are, whatever the greeting offered.
+func dialRawCaps(t testing.TB, addr, user, pw, db string, caps mysql.Capability) *rawClient {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -58,9 +67,10 @@ func dialRaw(t testing.TB, addr, user, pw, db string) *rawClient {
 		t.Fatal(err)
 	}
 	rc.scramble = h.AuthPluginData
+	rc.id = strconv.FormatUint(uint64(h.ConnectionID), 10)
 	rc.caps = rawCaps & h.Capabilities
 	var b []byte
-	b = binary.LittleEndian.AppendUint32(b, uint32(rawCaps))
+	b = binary.LittleEndian.AppendUint32(b, uint32(caps))
 	b = binary.LittleEndian.AppendUint32(b, 1<<24)
 	b = append(b, 45)
 	b = append(b, make([]byte, 23)...)

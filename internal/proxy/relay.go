@@ -49,7 +49,7 @@ func (s *session) clientLoop() error {
 			case errors.Is(err, mysql.ErrSequence), errors.Is(err, mysql.ErrPacketTooLarge):
 				return &protoError{"client", err}
 			}
-			return fmt.Errorf("client connection: %w", err)
+			return readErr("client", err)
 		}
 		s.clientBytes += uint64(len(payload) + mysql.HeaderLen*mysql.FrameCount(len(payload)))
 		if err := s.clientPacket(payload, seq); err != nil {
@@ -175,7 +175,7 @@ func (s *session) serverLoop() error {
 			if errors.Is(err, io.EOF) && len(hdr) == 0 {
 				return errServerClosed
 			}
-			return fmt.Errorf("server connection: %w", err)
+			return readErr("server", err)
 		}
 		n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
 		if err := s.checkServerFrame(n); err != nil {
@@ -193,7 +193,7 @@ func (s *session) serverLoop() error {
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("server connection: %w", err)
+			return readErr("server", err)
 		}
 		if err := s.serverFrame(frame); err != nil {
 			return &protoError{"server", err}

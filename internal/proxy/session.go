@@ -63,7 +63,19 @@ var (
 	errClientClosed = errors.New("client closed the connection")
 	errServerClosed = errors.New("server closed the connection")
 	errClientQuit   = errors.New("client quit")
+	// errTruncated: a connection ended inside a packet.
+	errTruncated = errors.New("truncated packet: the connection closed inside it")
 )
+
+// readErr turns a failed read of side's connection ("client" or "server")
+// into the session's end reason; the caller has handled a clean end
+// between packets. An end inside a packet is a protocol error.
+func readErr(side string, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &protoError{side, errTruncated}
+	}
+	return fmt.Errorf("%s connection: %w", side, err)
+}
 
 // protoError is a protocol violation by one side; it ends the session.
 type protoError struct {
