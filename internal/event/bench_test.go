@@ -134,3 +134,26 @@ func BenchmarkWriteJSONAudit(b *testing.B) {
 type countWriter struct{ n *int64 }
 
 func (w countWriter) Write(p []byte) (int, error) { *w.n += int64(len(p)); return len(p), nil }
+
+// BenchmarkWriteJSONMainAux is the same for the proxy's point selects: each
+// statement's MAIN event, then the AUX READ of its table.
+func BenchmarkWriteJSONMainAux(b *testing.B) {
+	p := auditPayload(4096)
+	for i := range p.Events {
+		e := &p.Events[i]
+		if i%2 == 1 {
+			table := "sbtest" + string(rune('1'+i%4))
+			e.Class, e.SubstatementID, e.Command, e.CommandText = ClassAux, 2, "READ", table
+			e.ObjectName, e.ExitCode, e.StatementID = "sbtest."+table, "", int64(i-1)
+		}
+		e.Extra = Fields{{Key: "dasSource", Value: json.RawMessage(`"proxy"`)}}
+	}
+	var n int64
+	buf, _ := p.WriteJSON(countWriter{&n}, nil, 32<<10)
+	b.SetBytes(n)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _ = p.WriteJSON(io.Discard, buf, 32<<10)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(p.Events)), "ns/event")
+}

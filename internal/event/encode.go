@@ -222,15 +222,27 @@ func (e Event) MarshalJSON() ([]byte, error) {
 // AppendJSON appends p's JSON to dst: type, clusterId, instanceId,
 // databaseActivityEventList (never null), then Extra sorted by key.
 func (p *Payload) AppendJSON(dst []byte) []byte {
-	var r runs
+	var r classRuns
 	dst = p.appendHead(dst)
 	for i := range p.Events {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = p.Events[i].appendJSON(dst, &r)
+		dst = p.Events[i].appendJSON(dst, r.of(&p.Events[i]))
 	}
 	return p.appendTail(dst)
+}
+
+// classRuns keeps runs per class: a statement's MAIN event and its AUX
+// events alternate, and each is most like the previous one of its class
+// (the same command, table, error message).
+type classRuns [2]runs
+
+func (r *classRuns) of(e *Event) *runs {
+	if e.Class == ClassAux {
+		return &r[1]
+	}
+	return &r[0]
 }
 
 // WriteJSON writes the bytes of AppendJSON to w in pieces of about chunk
@@ -238,13 +250,13 @@ func (p *Payload) AppendJSON(dst []byte) []byte {
 // Sealing a record of thousands of events this way hands gzip text that is
 // still in the CPU's cache, instead of megabytes it must fetch again.
 func (p *Payload) WriteJSON(w io.Writer, buf []byte, chunk int) ([]byte, error) {
-	var r runs
+	var r classRuns
 	b := p.appendHead(buf[:0])
 	for i := range p.Events {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = p.Events[i].appendJSON(b, &r)
+		b = p.Events[i].appendJSON(b, r.of(&p.Events[i]))
 		if len(b) >= chunk {
 			if _, err := w.Write(b); err != nil {
 				return b, err

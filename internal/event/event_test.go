@@ -693,6 +693,8 @@ func TestPayloadRunsMatchEvents(t *testing.T) {
 		func(e *Event) { e.ErrorMessage = pick() },
 		func(e *Event) { e.ErrorMessage = long },
 		func(e *Event) { e.Class = pick() },
+		func(e *Event) { e.Class = ClassAux },
+		func(e *Event) { e.Class = ClassMain },
 		func(e *Event) { e.CommandText = pick() },
 		func(e *Event) { e.LogTime = Time{e.LogTime.Add(time.Microsecond)} },
 		func(e *Event) { e.LogTime = Time{} },
