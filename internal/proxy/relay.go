@@ -432,7 +432,7 @@ func (s *session) submitTables(main *event.Event, text string) {
 		}
 		e.DatabaseName = db
 		e.CommandText = a.Table
-		e.ObjectName = qualify(db, a.Table)
+		e.ObjectName = s.objectName(db, a.Table)
 		if a.Op == tables.Rename {
 			to := qualify(cmp.Or(a.ToDB, db), a.ToTable)
 			e.CommandText = a.Table + "|" + to
@@ -440,6 +440,19 @@ func (s *session) submitTables(main *event.Event, text string) {
 		}
 		s.p.submit(e, false)
 	}
+}
+
+// objectName is qualify(db, table), remembered for the session's database.
+func (s *session) objectName(db, table string) string {
+	if db != s.objDB || s.objNames == nil || len(s.objNames) >= 64 {
+		s.objDB, s.objNames = db, make(map[string]string)
+	}
+	name, ok := s.objNames[table]
+	if !ok {
+		name = qualify(db, table)
+		s.objNames[table] = name
+	}
+	return name
 }
 
 // qualify names a table db.table, as DAS objectName does.

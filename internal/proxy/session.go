@@ -144,6 +144,10 @@ type session struct {
 	quit        bool
 	ls          *loginState // the connection phase; nil afterwards
 	serverErr   *mysql.ERR  // an ERR the server sent with no command in flight
+	// objNames remembers AUX objectNames (db.table) for objDB, so that a
+	// session's statements on the same tables build them once.
+	objDB    string
+	objNames map[string]string
 }
 
 // cmdRec is what the proxy remembers of a command awaiting its answer.
