@@ -223,6 +223,38 @@ func (w *Writer) EnqueueAck(ctx context.Context, ev event.Event, ack func()) err
 	return w.enqueue(ctx, item{ev: ev, ack: ack}, true)
 }
 
+// SubmitAll is Submit for several events, in order, under one lock (the
+// proxy's statement and the AUX events of its tables). It returns how many
+// it took; the others, past a full queue, are dropped and counted.
+func (w *Writer) SubmitAll(evs []event.Event) int {
+	for i := range evs {
+		evs[i].CommandText = redact.SQL(evs[i].CommandText)
+	}
+	w.qmu.Lock()
+	if w.closed.Load() {
+		w.qmu.Unlock()
+		return 0
+	}
+	n := min(max(w.o.QueueEvents-len(w.queue)-w.held, 0), len(evs))
+	before := len(w.queue)
+	for i := range n {
+		w.queue = append(w.queue, item{ev: evs[i]})
+	}
+	wake := n > 0 && (w.idle || before < w.o.MaxEvents && len(w.queue) >= w.o.MaxEvents)
+	if n > 0 {
+		w.idle = false
+	}
+	w.qmu.Unlock()
+	w.eventsIn.Add(uint64(len(evs)))
+	if n < len(evs) {
+		w.dropped.Add(uint64(len(evs) - n))
+	}
+	if wake {
+		w.signal(w.wake)
+	}
+	return n
+}
+
 // Enqueue queues an event, waiting while the queue is full: backpressure
 // instead of loss, for sources that can wait (a file being replayed).
 func (w *Writer) Enqueue(ctx context.Context, ev event.Event) error {

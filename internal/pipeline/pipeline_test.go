@@ -687,3 +687,32 @@ func TestSyncEventsBoundedOverAFullQueue(t *testing.T) {
 		})
 	}
 }
+
+// TestSubmitAll: several events in one call keep their order, are redacted,
+// and past the queue's bound the rest of the call is dropped and counted.
+func TestSubmitAll(t *testing.T) {
+	sink := &memSink{delay: 100 * time.Millisecond}
+	w := New(&textSealer{}, sink, Options{MaxEvents: 100, QueueEvents: 5, Linger: time.Hour})
+	taken := w.SubmitAll([]event.Event{q("a1"), q("a2"), q("SET PASSWORD = PASSWORD('hunter2')")})
+	taken += w.SubmitAll([]event.Event{q("b1"), q("b2"), q("b3")}) // 2 fit
+	taken += w.SubmitAll([]event.Event{q("c1")})                   // none
+	if taken != 5 {
+		t.Fatalf("took %d events, room for 5", taken)
+	}
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, l := range sink.lines {
+		all = append(all, strings.Split(strings.SplitN(string(l), "|", 3)[2], ";")...)
+	}
+	if strings.Contains(strings.Join(all, " "), "hunter2") || len(all) != 5 || all[0] != "a1" || all[4] != "b2" {
+		t.Fatalf("events %q: out of order, lost or not redacted", all)
+	}
+	if st := w.Stats(); st.EventsIn != 7 || st.EventsDropped != 2 || st.EventsDurable != 5 {
+		t.Fatalf("stats %+v", st)
+	}
+	if w.SubmitAll([]event.Event{q("late")}) != 0 {
+		t.Fatal("SubmitAll after Close took an event")
+	}
+}

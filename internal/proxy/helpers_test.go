@@ -30,6 +30,16 @@ func (s *memSink) Submit(e event.Event) bool {
 	return true
 }
 
+// batchMemSink takes a statement's events in one call, as the stream does.
+type batchMemSink struct{ *memSink }
+
+func (s batchMemSink) SubmitAll(evs []event.Event) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.evs = append(s.evs, evs...)
+	return len(evs)
+}
+
 func (s *memSink) all() []event.Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -64,6 +64,12 @@ type Sink interface {
 	Submit(ev event.Event) bool
 }
 
+// BatchSink is a Sink that takes several events in one call, in order, and
+// says how many it took (a statement and its AUX events).
+type BatchSink interface {
+	SubmitAll(evs []event.Event) int
+}
+
 // SyncSink is a Sink that can hold a statement's answer until its event is
 // durable (the stream's sync mode). The proxy submits a statement's event
 // before it relays the packet that completes the answer, so in sync mode the
@@ -166,6 +172,7 @@ type Proxy struct {
 
 	loops    *loops
 	syncSink SyncSink      // sink as a SyncSink, nil if it is not one
+	batch    BatchSink     // sink as a BatchSink, nil if it is not one
 	tables   *tables.Cache // the tables of statements, by shape, for AUX events
 
 	mu        sync.Mutex
@@ -231,6 +238,7 @@ func New(o Options, sink Sink) *Proxy {
 	}
 	p.loops = newLoops(p, n)
 	p.syncSink, _ = sink.(SyncSink)
+	p.batch, _ = sink.(BatchSink)
 	return p
 }
 

@@ -54,153 +54,163 @@ func TestMariaDB(t *testing.T) {
 	// Tables: each statement's tables become AUX events (class AUX,
 	// substatementId 2), before the statement's own event, with its
 	// statement id; a failed statement has none.
-	t.Run("Tables", func(t *testing.T) {
-		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
-		db := openDB(t, config("root", srv.RootPassword(), addr, testenv.TestDatabase))
-		db.SetMaxOpenConns(1)
-		id := connectionID(t, db)
-		steps := []struct {
-			sql  string
-			args []any
-			want []string // "COMMAND objectName databaseName commandText"
-		}{
-			{sql: "CREATE TABLE t_aux1 (id INT PRIMARY KEY, v INT)", want: []string{"CREATE dastest.t_aux1 dastest t_aux1"}},
-			{sql: "CREATE TABLE db2.t_aux2 (id INT PRIMARY KEY, v INT)", want: []string{"CREATE db2.t_aux2 db2 t_aux2"}},
-			{sql: "INSERT INTO t_aux1 VALUES (1, 10), (2, 20)", want: []string{"WRITE dastest.t_aux1 dastest t_aux1"}},
-			{sql: "INSERT INTO db2.t_aux2 SELECT * FROM t_aux1", want: []string{"WRITE db2.t_aux2 db2 t_aux2", "READ dastest.t_aux1 dastest t_aux1"}},
-			{sql: "UPDATE t_aux1 a JOIN db2.t_aux2 b ON a.id = b.id SET a.v = b.v + 1", want: []string{"WRITE dastest.t_aux1 dastest t_aux1", "READ db2.t_aux2 db2 t_aux2"}},
-			{sql: "SELECT v FROM t_aux1 WHERE id = ?", args: []any{2}, want: []string{"READ dastest.t_aux1 dastest t_aux1"}},
-			{sql: "SELECT v FROM t_aux1 WHERE id = ?", args: []any{1}, want: []string{"READ dastest.t_aux1 dastest t_aux1"}},
-			{sql: "SELECT * FROM no_such_table"},
-			{sql: "RENAME TABLE t_aux1 TO t_aux3", want: []string{"RENAME dastest.t_aux1,dastest.t_aux3 dastest t_aux1|dastest.t_aux3"}},
-			{sql: "DROP TABLE t_aux3, db2.t_aux2", want: []string{"DROP dastest.t_aux3 dastest t_aux3", "DROP db2.t_aux2 db2 t_aux2"}},
-			{sql: "SELECT 1"},
-		}
-		for _, st := range steps {
-			rows, err := db.Query(st.sql, st.args...)
-			if err == nil {
-				for rows.Next() {
-				}
-				rows.Close()
+	// Twice: events one by one, and (as the stream takes them) a
+	// statement's in one call.
+	for _, batch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("Tables/batch=%v", batch), func(t *testing.T) {
+			sink := &memSink{}
+			var s Sink = sink
+			if batch {
+				s = batchMemSink{sink}
 			}
-		}
-		mainAt := 0
-		for i, st := range steps {
-			var main event.Event
-			evs := sink.all()
-			for {
-				main = sink.wait(t, st.sql, func(e event.Event) bool {
-					return e.SessionID == id && e.Command == event.CommandQuery && e.CommandText == st.sql
-				})
-				// The same text twice (the prepared SELECT): take the
-				// next one in order.
-				found := false
-				for j := mainAt; j < len(evs); j++ {
-					if e := evs[j]; e.SessionID == id && e.Command == event.CommandQuery && e.CommandText == st.sql {
-						main, mainAt, found = e, j+1, true
+			_, addr := startProxyWith(t, Options{Upstream: srv.Addr()}, s)
+			db := openDB(t, config("root", srv.RootPassword(), addr, testenv.TestDatabase))
+			mustExec(t, db, "DROP TABLE IF EXISTS t_aux1, t_aux3, db2.t_aux2")
+			db.SetMaxOpenConns(1)
+			id := connectionID(t, db)
+			steps := []struct {
+				sql  string
+				args []any
+				want []string // "COMMAND objectName databaseName commandText"
+			}{
+				{sql: "CREATE TABLE t_aux1 (id INT PRIMARY KEY, v INT)", want: []string{"CREATE dastest.t_aux1 dastest t_aux1"}},
+				{sql: "CREATE TABLE db2.t_aux2 (id INT PRIMARY KEY, v INT)", want: []string{"CREATE db2.t_aux2 db2 t_aux2"}},
+				{sql: "INSERT INTO t_aux1 VALUES (1, 10), (2, 20)", want: []string{"WRITE dastest.t_aux1 dastest t_aux1"}},
+				{sql: "INSERT INTO db2.t_aux2 SELECT * FROM t_aux1", want: []string{"WRITE db2.t_aux2 db2 t_aux2", "READ dastest.t_aux1 dastest t_aux1"}},
+				{sql: "UPDATE t_aux1 a JOIN db2.t_aux2 b ON a.id = b.id SET a.v = b.v + 1", want: []string{"WRITE dastest.t_aux1 dastest t_aux1", "READ db2.t_aux2 db2 t_aux2"}},
+				{sql: "SELECT v FROM t_aux1 WHERE id = ?", args: []any{2}, want: []string{"READ dastest.t_aux1 dastest t_aux1"}},
+				{sql: "SELECT v FROM t_aux1 WHERE id = ?", args: []any{1}, want: []string{"READ dastest.t_aux1 dastest t_aux1"}},
+				{sql: "SELECT * FROM no_such_table"},
+				{sql: "RENAME TABLE t_aux1 TO t_aux3", want: []string{"RENAME dastest.t_aux1,dastest.t_aux3 dastest t_aux1|dastest.t_aux3"}},
+				{sql: "DROP TABLE t_aux3, db2.t_aux2", want: []string{"DROP dastest.t_aux3 dastest t_aux3", "DROP db2.t_aux2 db2 t_aux2"}},
+				{sql: "SELECT 1"},
+			}
+			for _, st := range steps {
+				rows, err := db.Query(st.sql, st.args...)
+				if err == nil {
+					for rows.Next() {
+					}
+					rows.Close()
+				}
+			}
+			mainAt := 0
+			for i, st := range steps {
+				var main event.Event
+				evs := sink.all()
+				for {
+					main = sink.wait(t, st.sql, func(e event.Event) bool {
+						return e.SessionID == id && e.Command == event.CommandQuery && e.CommandText == st.sql
+					})
+					// The same text twice (the prepared SELECT): take the
+					// next one in order.
+					found := false
+					for j := mainAt; j < len(evs); j++ {
+						if e := evs[j]; e.SessionID == id && e.Command == event.CommandQuery && e.CommandText == st.sql {
+							main, mainAt, found = e, j+1, true
+							break
+						}
+					}
+					if found {
 						break
 					}
+					time.Sleep(10 * time.Millisecond)
+					evs = sink.all()
 				}
-				if found {
-					break
+				if main.Class != event.ClassMain || main.SubstatementID != 1 {
+					t.Errorf("step %d %q: the statement's event is %s/%d", i, st.sql, main.Class, main.SubstatementID)
 				}
-				time.Sleep(10 * time.Millisecond)
-				evs = sink.all()
+				var got []string
+				for j, e := range evs {
+					if e.SessionID != id || e.StatementID != main.StatementID || e.Class != event.ClassAux {
+						continue
+					}
+					if j >= mainAt {
+						t.Errorf("step %d %q: AUX %s after the statement's event", i, st.sql, e.ObjectName)
+					}
+					if e.SubstatementID != 2 || e.ExitCode != "" || e.ErrorMessage != "" || e.RowCount != 0 ||
+						e.DBUserName != "root" || e.RemotePort != main.RemotePort || !e.LogTime.Equal(main.LogTime.Time) {
+						t.Errorf("step %d %q: AUX event fields:\n%s", i, st.sql, dumpEvents([]event.Event{e}))
+					}
+					got = append(got, fmt.Sprintf("%s %s %s %s", e.Command, e.ObjectName, e.DatabaseName, e.CommandText))
+				}
+				if !reflect.DeepEqual(got, st.want) {
+					t.Errorf("step %d %q: AUX events %q, want %q", i, st.sql, got, st.want)
+				}
 			}
-			if main.Class != event.ClassMain || main.SubstatementID != 1 {
-				t.Errorf("step %d %q: the statement's event is %s/%d", i, st.sql, main.Class, main.SubstatementID)
-			}
-			var got []string
-			for j, e := range evs {
-				if e.SessionID != id || e.StatementID != main.StatementID || e.Class != event.ClassAux {
-					continue
-				}
-				if j >= mainAt {
-					t.Errorf("step %d %q: AUX %s after the statement's event", i, st.sql, e.ObjectName)
-				}
-				if e.SubstatementID != 2 || e.ExitCode != "" || e.ErrorMessage != "" || e.RowCount != 0 ||
-					e.DBUserName != "root" || e.RemotePort != main.RemotePort || !e.LogTime.Equal(main.LogTime.Time) {
-					t.Errorf("step %d %q: AUX event fields:\n%s", i, st.sql, dumpEvents([]event.Event{e}))
-				}
-				got = append(got, fmt.Sprintf("%s %s %s %s", e.Command, e.ObjectName, e.DatabaseName, e.CommandText))
-			}
-			if !reflect.DeepEqual(got, st.want) {
-				t.Errorf("step %d %q: AUX events %q, want %q", i, st.sql, got, st.want)
-			}
-		}
-	})
+		})
 
-	// Compression is masked: the greeting the client gets has
-	// CLIENT_COMPRESS cleared, so a client that asks for compression gets
-	// an uncompressed session with the same results, recorded; and a
-	// client that sets the flag in its response regardless stays
-	// uncompressed too (the proxy clears it in what the server gets).
-	t.Run("Compression", func(t *testing.T) {
-		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
-		greetingCaps := func(addr string) mysql.Capability {
-			t.Helper()
-			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-			if err != nil {
+		// Compression is masked: the greeting the client gets has
+		// CLIENT_COMPRESS cleared, so a client that asks for compression gets
+		// an uncompressed session with the same results, recorded; and a
+		// client that sets the flag in its response regardless stays
+		// uncompressed too (the proxy clears it in what the server gets).
+		t.Run("Compression", func(t *testing.T) {
+			_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+			greetingCaps := func(addr string) mysql.Capability {
+				t.Helper()
+				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				g, _, err := readPacketRaw(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h, err := mysql.ParseHandshakeV10(g)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return h.Capabilities
+			}
+			if caps := greetingCaps(srv.Addr()); caps&mysql.ClientCompress == 0 {
+				t.Fatalf("MariaDB's greeting (0x%x) offers no compression: nothing to mask", uint64(caps))
+			}
+			if caps := greetingCaps(addr); caps&(mysql.ClientCompress|mysql.ClientZstdCompressionAlgorithm) != 0 {
+				t.Errorf("the greeting through the proxy offers compression: 0x%x", uint64(caps))
+			}
+
+			const status = "SHOW SESSION STATUS LIKE 'Compression'"
+			const q = "SELECT seq, REPEAT(CHAR(65 + seq % 26), 1000) FROM seq_1_to_300"
+			dc := userCfg(srv.Addr())
+			if err := dc.Apply(gomysql.EnableCompression(true)); err != nil {
 				t.Fatal(err)
 			}
-			defer c.Close()
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			g, _, err := readPacketRaw(c)
-			if err != nil {
+			compressed := openDB(t, dc)
+			if got := rows(t, compressed, status); !reflect.DeepEqual(got, [][]string{{"Compression", "ON"}}) {
+				t.Fatalf("directly, the driver asking for compression gets %q", got)
+			}
+			pc := userCfg(addr)
+			if err := pc.Apply(gomysql.EnableCompression(true)); err != nil {
 				t.Fatal(err)
 			}
-			h, err := mysql.ParseHandshakeV10(g)
-			if err != nil {
-				t.Fatal(err)
+			// Compressed bytes taken for packets would leave the client
+			// waiting for a length they announce: fail instead.
+			pc.ReadTimeout, pc.WriteTimeout = 10*time.Second, 10*time.Second
+			db := openDB(t, pc)
+			db.SetMaxOpenConns(1)
+			id := connectionID(t, db)
+			if got := rows(t, db, status); !reflect.DeepEqual(got, [][]string{{"Compression", "OFF"}}) {
+				t.Errorf("through the proxy the session has %q, want Compression OFF", got)
 			}
-			return h.Capabilities
-		}
-		if caps := greetingCaps(srv.Addr()); caps&mysql.ClientCompress == 0 {
-			t.Fatalf("MariaDB's greeting (0x%x) offers no compression: nothing to mask", uint64(caps))
-		}
-		if caps := greetingCaps(addr); caps&(mysql.ClientCompress|mysql.ClientZstdCompressionAlgorithm) != 0 {
-			t.Errorf("the greeting through the proxy offers compression: 0x%x", uint64(caps))
-		}
+			got, want := rows(t, db, q), rows(t, compressed, q)
+			if len(got) != 300 || !reflect.DeepEqual(got, want) {
+				t.Fatalf("through the proxy %d rows, directly %d (or they differ)", len(got), len(want))
+			}
+			if e := sink.wait(t, "SELECT", queryText(id, q)); e.Class != event.ClassMain || e.RowCount != 300 || e.ExitCode != "0" || e.DBUserName != testenv.TestUser {
+				t.Errorf("SELECT event:\n%s", dumpEvents([]event.Event{e}))
+			}
 
-		const status = "SHOW SESSION STATUS LIKE 'Compression'"
-		const q = "SELECT seq, REPEAT(CHAR(65 + seq % 26), 1000) FROM seq_1_to_300"
-		dc := userCfg(srv.Addr())
-		if err := dc.Apply(gomysql.EnableCompression(true)); err != nil {
-			t.Fatal(err)
-		}
-		compressed := openDB(t, dc)
-		if got := rows(t, compressed, status); !reflect.DeepEqual(got, [][]string{{"Compression", "ON"}}) {
-			t.Fatalf("directly, the driver asking for compression gets %q", got)
-		}
-		pc := userCfg(addr)
-		if err := pc.Apply(gomysql.EnableCompression(true)); err != nil {
-			t.Fatal(err)
-		}
-		// Compressed bytes taken for packets would leave the client
-		// waiting for a length they announce: fail instead.
-		pc.ReadTimeout, pc.WriteTimeout = 10*time.Second, 10*time.Second
-		db := openDB(t, pc)
-		db.SetMaxOpenConns(1)
-		id := connectionID(t, db)
-		if got := rows(t, db, status); !reflect.DeepEqual(got, [][]string{{"Compression", "OFF"}}) {
-			t.Errorf("through the proxy the session has %q, want Compression OFF", got)
-		}
-		got, want := rows(t, db, q), rows(t, compressed, q)
-		if len(got) != 300 || !reflect.DeepEqual(got, want) {
-			t.Fatalf("through the proxy %d rows, directly %d (or they differ)", len(got), len(want))
-		}
-		if e := sink.wait(t, "SELECT", queryText(id, q)); e.Class != event.ClassMain || e.RowCount != 300 || e.ExitCode != "0" || e.DBUserName != testenv.TestUser {
-			t.Errorf("SELECT event:\n%s", dumpEvents([]event.Event{e}))
-		}
-
-		rc := dialRawCaps(t, addr, testenv.TestUser, srv.UserPassword(), testenv.TestDatabase, rawCaps|mysql.ClientCompress)
-		if evs := rc.command(append([]byte{byte(mysql.ComQuery)}, q...)); len(evs) != 1 || evs[0].Kind != mysql.EventResultSet || evs[0].Rows != 300 {
-			t.Fatalf("a raw client that set CLIENT_COMPRESS: %+v", evs)
-		}
-		if e := sink.wait(t, "raw SELECT", queryText(rc.id, q)); e.RowCount != 300 || e.ExitCode != "0" {
-			t.Errorf("raw SELECT event:\n%s", dumpEvents([]event.Event{e}))
-		}
-	})
+			rc := dialRawCaps(t, addr, testenv.TestUser, srv.UserPassword(), testenv.TestDatabase, rawCaps|mysql.ClientCompress)
+			if evs := rc.command(append([]byte{byte(mysql.ComQuery)}, q...)); len(evs) != 1 || evs[0].Kind != mysql.EventResultSet || evs[0].Rows != 300 {
+				t.Fatalf("a raw client that set CLIENT_COMPRESS: %+v", evs)
+			}
+			if e := sink.wait(t, "raw SELECT", queryText(rc.id, q)); e.RowCount != 300 || e.ExitCode != "0" {
+				t.Errorf("raw SELECT event:\n%s", dumpEvents([]event.Event{e}))
+			}
+		})
+	}
 
 	t.Run("TextProtocol", func(t *testing.T) {
 		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})

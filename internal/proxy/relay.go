@@ -384,7 +384,8 @@ func (s *session) emitStatement(r stmtResult, text string) {
 	s.stmtSeq++
 	e.StatementID = s.stmtSeq
 	if r.ok || tablesOpened(e.ExitCode) {
-		s.submitTables(&e, text)
+		s.submitStatement(e, s.tablesOf(&e, text))
+		return
 	}
 	s.submit(e)
 }
@@ -410,16 +411,46 @@ func tablesOpened(code string) bool {
 	return true
 }
 
-// submitTables submits an AUX event for each table the statement of main
-// reads, writes, creates, alters, drops or renames, as server_audit's TABLE
-// events and Aurora's AUX records name them. They go before the statement
-// and without waiting: in sync mode the statement's own event, durable
-// after them in the same stream, holds the session's answer for all.
-func (s *session) submitTables(main *event.Event, text string) {
-	acc, err := s.p.tables.Of(text)
-	if err != nil || len(acc) == 0 {
-		return // recorded without its tables: the statement's event has the text
+// submitStatement submits a statement's AUX events, then its own event.
+// The AUX events never wait: in sync mode the statement's event, durable
+// after them in the same stream, holds the session's answer for all. In
+// async mode all go in one call, under one lock of the queue.
+func (s *session) submitStatement(main event.Event, aux []event.Event) {
+	defer func() { clear(s.aux) }() // no references kept to the events' strings
+	if len(aux) == 0 {
+		s.submit(main)
+		return
 	}
+	if s.p.batch != nil && !s.p.syncMode() {
+		all := append(aux, main)
+		s.aux = all[:0]
+		n := s.p.batch.SubmitAll(all)
+		s.p.events.Add(uint64(n))
+		s.p.dropped.Add(uint64(len(all) - n))
+		return
+	}
+	for _, e := range aux {
+		s.p.submit(e, false)
+	}
+	s.submit(main)
+}
+
+// tablesOf returns an AUX event for each table the statement of main reads,
+// writes, creates, alters, drops or renames, as server_audit's TABLE events
+// and Aurora's AUX records name them, in a slice the session reuses.
+func (s *session) tablesOf(main *event.Event, text string) []event.Event {
+	acc, ok := s.memoTables(text)
+	if !ok {
+		var err error
+		if acc, err = s.p.tables.Of(text); err != nil {
+			acc = nil // recorded without its tables: the statement's event has the text
+		}
+		if len(text) <= 4<<10 {
+			s.tablesMemo[s.tablesNext] = tablesMemo{text: text, acc: acc}
+			s.tablesNext = (s.tablesNext + 1) % len(s.tablesMemo)
+		}
+	}
+	s.aux = s.aux[:0]
 	for _, a := range acc {
 		e := *main
 		e.Class = event.ClassAux
@@ -438,8 +469,18 @@ func (s *session) submitTables(main *event.Event, text string) {
 			e.CommandText = a.Table + "|" + to
 			e.ObjectName += "," + to
 		}
-		s.p.submit(e, false)
+		s.aux = append(s.aux, e)
 	}
+	return s.aux
+}
+
+func (s *session) memoTables(text string) ([]tables.Access, bool) {
+	for i := range s.tablesMemo {
+		if m := &s.tablesMemo[i]; len(m.text) == len(text) && m.text == text && text != "" {
+			return m.acc, true
+		}
+	}
+	return nil, false
 }
 
 // objectName is qualify(db, table), remembered for the session's database.
@@ -493,7 +534,8 @@ func (s *session) closeCursor(stmtID uint32, now time.Time) {
 	s.stmtSeq++
 	c.StatementID = s.stmtSeq
 	if c.ExitCode == "0" || tablesOpened(c.ExitCode) {
-		s.submitTables(c, c.CommandText)
+		s.submitStatement(*c, s.tablesOf(c, c.CommandText))
+		return
 	}
 	s.submit(*c)
 }

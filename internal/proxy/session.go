@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/das-mysql/das/internal/tables"
 	"io"
 	"log/slog"
 	"net"
@@ -148,6 +149,18 @@ type session struct {
 	// session's statements on the same tables build them once.
 	objDB    string
 	objNames map[string]string
+	// tablesMemo remembers the tables of the session's last statements: a
+	// prepared statement's text is the same string at each execute, which
+	// compares in constant time, before the proxy's shared cache (a lock
+	// and a scan of the text) is asked.
+	tablesMemo [8]tablesMemo
+	tablesNext int
+	aux        []event.Event // a statement's AUX events, reused
+}
+
+type tablesMemo struct {
+	text string
+	acc  []tables.Access
 }
 
 // cmdRec is what the proxy remembers of a command awaiting its answer.

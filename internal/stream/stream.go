@@ -492,6 +492,18 @@ func (s *Stream) Submit(ev event.Event) bool {
 	return w.Submit(ev)
 }
 
+// SubmitAll is Submit for several events in order (a statement and its
+// AUX events); it returns how many were taken.
+func (s *Stream) SubmitAll(evs []event.Event) int {
+	s.mu.Lock()
+	w := s.writer
+	s.mu.Unlock()
+	if w == nil {
+		return 0
+	}
+	return w.SubmitAll(evs)
+}
+
 // Sync reports whether sessions wait for durability.
 func (s *Stream) Sync() bool { return s.Mode() == "sync" }
 
