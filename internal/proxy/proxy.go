@@ -45,7 +45,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"github.com/das-mysql/das/internal/tables"
 	"log/slog"
 	"net"
 	"os"
@@ -56,6 +55,7 @@ import (
 
 	"github.com/das-mysql/das/internal/event"
 	"github.com/das-mysql/das/internal/pipeline"
+	"github.com/das-mysql/das/internal/tables"
 )
 
 // Sink receives the events of every session. Submit must be safe for

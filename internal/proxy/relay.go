@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/das-mysql/das/internal/tables"
 	"io"
 	"strconv"
 	"time"
 
 	"github.com/das-mysql/das/internal/event"
 	"github.com/das-mysql/das/internal/mysql"
+	"github.com/das-mysql/das/internal/tables"
 )
 
 // relay runs the command phase: on an event loop when the session can go
@@ -416,22 +416,23 @@ func tablesOpened(code string) bool {
 // after them in the same stream, holds the session's answer for all. In
 // async mode all go in one call, under one lock of the queue.
 func (s *session) submitStatement(main event.Event, aux []event.Event) {
-	defer func() { clear(s.aux) }() // no references kept to the events' strings
 	if len(aux) == 0 {
 		s.submit(main)
 		return
 	}
 	if s.p.batch != nil && !s.p.syncMode() {
 		all := append(aux, main)
-		s.aux = all[:0]
 		n := s.p.batch.SubmitAll(all)
 		s.p.events.Add(uint64(n))
 		s.p.dropped.Add(uint64(len(all) - n))
+		clear(all) // the queue has its copies: keep no references
+		s.aux = all[:0]
 		return
 	}
 	for _, e := range aux {
 		s.p.submit(e, false)
 	}
+	clear(aux)
 	s.submit(main)
 }
 

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/das-mysql/das/internal/tables"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/das-mysql/das/internal/event"
 	"github.com/das-mysql/das/internal/mysql"
+	"github.com/das-mysql/das/internal/tables"
 )
 
 const (
