@@ -212,6 +212,47 @@ func TestMariaDB(t *testing.T) {
 		})
 	}
 
+	// Cut: a statement whose text or bound value is longer than
+	// max_command_text is recorded cut, and says so (dasTruncated), as a
+	// query server_audit cut does; one that fits does not.
+	t.Run("Cut", func(t *testing.T) {
+		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr(), MaxCommandText: 1024})
+		db := openDB(t, userCfg(addr))
+		db.SetMaxOpenConns(1)
+		id := connectionID(t, db)
+		long := "SELECT '" + strings.Repeat("x", 2000) + "' AS long_text"
+		var got string
+		for _, tc := range []struct {
+			name, sql string
+			args      []any
+			cut       bool
+		}{
+			{"short text", "SELECT 'short' AS cut_case", nil, false},
+			{"long text", long, nil, true},
+			{"short value", "SELECT ? AS cut_value", []any{"short"}, false},
+			{"long value", "SELECT ? AS cut_value2", []any{strings.Repeat("v", 2000)}, true},
+		} {
+			if err := db.QueryRow(tc.sql, tc.args...).Scan(&got); err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			want := cutText(tc.sql, 1024)
+			e := sink.wait(t, tc.name, func(e event.Event) bool {
+				return e.SessionID == id && e.Class == event.ClassMain && e.CommandText == want
+			})
+			if cut := string(e.Extra.Get("dasTruncated")) == "true"; cut != tc.cut {
+				t.Errorf("%s: dasTruncated %v, want %v (text %d bytes, values %d)", tc.name, cut, tc.cut, len(e.CommandText), len(e.ParamList))
+			}
+			for _, v := range e.ParamList {
+				if len(v) > 1024 {
+					t.Errorf("%s: a value of %d bytes kept, max 1024", tc.name, len(v))
+				}
+			}
+			if string(e.Extra.Get("dasSource")) != `"proxy"` {
+				t.Errorf("%s: dasSource %s", tc.name, e.Extra.Get("dasSource"))
+			}
+		}
+	})
+
 	t.Run("TextProtocol", func(t *testing.T) {
 		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
 		var dr dialRecorder

@@ -104,14 +104,14 @@ func (s *session) clientPacket(payload []byte, seq uint8) error {
 	rec := cmdRec{code: cmd.Code, start: now}
 	switch cmd.Code {
 	case mysql.ComQuery:
-		rec.text = cutText(string(cmd.Query), s.p.o.MaxCommandText)
+		rec.text = rec.cutText(string(cmd.Query), s.p.o.MaxCommandText)
 	case mysql.ComStmtPrepare:
-		rec.text = cutText(string(cmd.Query), s.p.o.MaxCommandText)
+		rec.text = rec.cutText(string(cmd.Query), s.p.o.MaxCommandText)
 		s.lastPrepare = rec.text
 	case mysql.ComStmtExecute:
 		rec.stmtID = cmd.StmtID
 		if cmd.Stmt != nil {
-			rec.text = cutText(cmd.Stmt.Query, s.p.o.MaxCommandText)
+			rec.text = rec.cutText(cmd.Stmt.Query, s.p.o.MaxCommandText)
 			rec.stmtID = cmd.Stmt.ID
 		} else if cmd.StmtID == 0xffffffff {
 			// MariaDB's pipelined prepare+execute (statement id -1):
@@ -119,13 +119,13 @@ func (s *session) clientPacket(payload []byte, seq uint8) error {
 			rec.text = s.lastPrepare
 		}
 		if cmd.ParamsDecoded {
-			rec.params = paramStrings(cmd.Params, s.p.o.MaxCommandText)
+			rec.params = rec.paramStrings(cmd.Params, s.p.o.MaxCommandText)
 		}
 		s.closeCursor(rec.stmtID, now)
 	case mysql.ComStmtBulkExecute:
 		// MariaDB's array binding: one event for the batch, without values.
 		if cmd.Stmt != nil {
-			rec.text = cutText(cmd.Stmt.Query, s.p.o.MaxCommandText)
+			rec.text = rec.cutText(cmd.Stmt.Query, s.p.o.MaxCommandText)
 		}
 	case mysql.ComStmtReset:
 		s.closeCursor(cmd.StmtID, now)
@@ -149,7 +149,9 @@ func (s *session) clientPacket(payload []byte, seq uint8) error {
 
 // paramStrings renders bound values for paramList: NULL as "NULL", each
 // value cut like commandText.
-func paramStrings(ps []mysql.Param, max int) []string {
+// paramStrings renders bound values for paramList, each cut to max bytes;
+// a value cut here or by the long-data limit marks the statement cut.
+func (rec *cmdRec) paramStrings(ps []mysql.Param, max int) []string {
 	if len(ps) == 0 {
 		return nil
 	}
@@ -158,10 +160,19 @@ func paramStrings(ps []mysql.Param, max int) []string {
 		if p.Null {
 			out[i] = "NULL"
 		} else {
-			out[i] = cutText(p.Value, max)
+			out[i] = rec.cutText(p.Value, max)
+			rec.cut = rec.cut || p.Truncated
 		}
 	}
 	return out
+}
+
+// cutText is cutText, remembering that the statement's event holds less
+// than the client sent.
+func (rec *cmdRec) cutText(s string, max int) string {
+	c := cutText(s, max)
+	rec.cut = rec.cut || len(c) < len(s)
+	return c
 }
 
 // serverLoop relays server frames to the client one by one, without joining
@@ -259,7 +270,7 @@ func (s *session) serverFrame(frame []byte) error {
 	}
 	rec := &s.pend[s.ph]
 	if ev.Exec != nil {
-		rec.params = paramStrings(ev.Exec.Params, s.p.o.MaxCommandText)
+		rec.params = rec.paramStrings(ev.Exec.Params, s.p.o.MaxCommandText)
 	}
 	switch ev.Kind {
 	case mysql.EventOK, mysql.EventError, mysql.EventResultSet, mysql.EventPrepared, mysql.EventText:
@@ -351,6 +362,9 @@ func (s *session) outcome(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) {
 func (s *session) result(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) stmtResult {
 	e := s.newEvent(event.CommandQuery, rec.start, now)
 	e.ParamList = rec.params
+	if rec.cut {
+		e.Extra = sourceProxyCut
+	}
 	r := stmtResult{ev: e, status: ev.OK.Status}
 	switch ev.Kind {
 	case mysql.EventResultSet:
@@ -615,6 +629,11 @@ func (s *session) newEvent(command string, start, end time.Time) event.Event {
 // "server_audit", so that a stream fed by both tells them apart. It is
 // shared by every event and never modified.
 var sourceProxy = event.Fields{{Key: "dasSource", Value: json.RawMessage(`"proxy"`)}}
+
+// sourceProxyCut tags a statement whose text or a bound value was cut
+// (max_command_text, the long-data limit), with the key the audit-log
+// tailer uses for a query server_audit cut.
+var sourceProxyCut = event.Fields{{Key: "dasSource", Value: json.RawMessage(`"proxy"`)}, {Key: "dasTruncated", Value: json.RawMessage(`true`)}}
 
 func (s *session) failedConnect(code uint16, msg string, r *mysql.HandshakeResponse) event.Event {
 	e := s.newEvent(event.CommandFailedConnect, s.start, s.p.now())

@@ -173,6 +173,7 @@ type cmdRec struct {
 	stmtID  uint32
 	cu      *mysql.ChangeUser
 	results []stmtResult // outcomes of a multi-result command, until the last
+	cut     bool         // the text or a bound value was cut for the event
 }
 
 type stmtResult struct {
