@@ -42,6 +42,11 @@ func (c *Cache) Of(sql string) ([]Access, error) {
 	if len(sql) > MaxParse {
 		return nil, errTooLong
 	}
+	if len(sql) > 4*maxShape {
+		// Its shape would rarely be short enough to keep: parse it without
+		// scanning it under the lock the sessions share.
+		return Of(sql)
+	}
 	c.mu.Lock()
 	c.scratch = shape(c.scratch[:0], sql)
 	if e, ok := c.m[string(c.scratch)]; ok {
@@ -60,8 +65,12 @@ func (c *Cache) Of(sql string) ([]Access, error) {
 	// The shape parses to the same tables as the text: placeholders stand
 	// only where literals were. Where a literal is required (VARCHAR(10)),
 	// the shape does not parse, and the text itself is parsed.
-	acc, err := Of(key)
-	if key == "" || err != nil {
+	var acc []Access
+	var err error = errUnparsable
+	if key != "" {
+		acc, err = Of(key)
+	}
+	if err != nil {
 		acc, err = Of(sql)
 	}
 	if key != "" {
