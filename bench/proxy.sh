@@ -106,6 +106,12 @@ proc_cost() {
 	[ -n "$1" ] || return 0
 	awk '{sub(/^.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || return 0
 }
+# machine_ticks prints the machine's idle (idle + iowait) and total clock
+# ticks so far. A leg that leaves the cores idle while its clients wait is
+# limited by latency (a proxy holding packets back), not by CPU.
+machine_ticks() {
+	awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print $5 + $6, t; exit }' /proc/stat
+}
 
 # --- MariaDB -----------------------------------------------------------------
 AS_ROOT=()
@@ -253,7 +259,7 @@ done
 if [ -n "${ONLY:-}" ]; then
 	TARGETS=($ONLY)
 fi
-printf '%-18s %-8s %5s %12s %9s %22s %12s\n' workload target round QPS p95_ms proxy_RSS_kB_min..max cpu_us/query
+printf '%-18s %-8s %5s %12s %9s %22s %12s %6s\n' workload target round QPS p95_ms proxy_RSS_kB_min..max cpu_us/query idle%
 for round in $(seq 1 "$ROUNDS"); do
 	for w in $WORKLOADS; do
 		# Each round starts one target later than the last, so that no
@@ -271,6 +277,7 @@ for round in $(seq 1 "$ROUNDS"); do
 			dasB) pid=$DAS_B_PID ;;
 			esac
 			before=$(proc_cost "$pid")
+			mbefore=$(machine_ticks)
 			# RSS every 5 s while the run lasts: a leak shows as a climb.
 			rssf="$WORK/rss.$w.$target.$round"
 			: >"$rssf"
@@ -288,6 +295,10 @@ for round in $(seq 1 "$ROUNDS"); do
 				rss_kb "$pid" >>"$rssf"
 			fi
 			after=$(proc_cost "$pid")
+			mafter=$(machine_ticks)
+			idle=$(awk -v b="$mbefore" -v a="$mafter" 'BEGIN {
+				split(b, x, " "); split(a, y, " ")
+				if (y[2] > x[2]) printf "%.1f\n", 100 * (y[1] - x[1]) / (y[2] - x[2]); else print "-" }')
 			qps=$(awk '/queries:/ {gsub(/\(/, "", $3); print $3}' "$out")
 			total=$(awk '/queries:/ {print $2}' "$out")
 			cpu=$(awk -v b="$before" -v a="$after" -v n="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN {
@@ -296,7 +307,7 @@ for round in $(seq 1 "$ROUNDS"); do
 				printf "%.1f\n", (y[1] - x[1]) / hz * 1e6 / n }')
 			p95=$(awk '/95th percentile:/ {print $3}' "$out")
 			rss=$(awk 'NR == 1 || $1 < lo { lo = $1 } $1 > hi { hi = $1 } END { if (NR) printf "%d..%d", lo, hi; else print "-" }' "$rssf")
-			printf '%-18s %-8s %5s %12s %9s %22s %12s\n' "$w" "$target" "$round" "$qps" "$p95" "$rss" "$cpu"
+			printf '%-18s %-8s %5s %12s %9s %22s %12s %6s\n' "$w" "$target" "$round" "$qps" "$p95" "$rss" "$cpu" "$idle"
 			printf '%s\t%s\t%s\t%s\t%s\n' "$w" "$target" "$round" "$qps" "$p95" >>"$RESULTS"
 		done
 	done
