@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -22,6 +23,19 @@ import (
 	"github.com/das-mysql/das/internal/proxy"
 )
 
+// tuneGC sets the collector's target to gc_percent unless the GOGC
+// environment variable is set (the operator's explicit choice wins). It
+// returns the value in force and whether it set it.
+func tuneGC(pct int, getenv func(string) string) (int, bool) {
+	if getenv("GOGC") != "" {
+		old := debug.SetGCPercent(-1)
+		debug.SetGCPercent(old)
+		return old, false
+	}
+	debug.SetGCPercent(pct)
+	return pct, true
+}
+
 // runServe is the main job: relay MySQL sessions to the upstream database and
 // stream their activity, sealed, to the local stream log. With no upstream it
 // starts an embedded database, so that it works on a fresh machine.
@@ -32,6 +46,9 @@ func runServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 		return err
 	}
 	logger := newLogger(c, stderr)
+	if pct, applied := tuneGC(c.GCPercent, os.Getenv); applied {
+		logger.Debug("garbage collection target set", "gc_percent", pct)
+	}
 
 	upstream := c.Upstream
 	if upstream == "" && c.Listen != "" {

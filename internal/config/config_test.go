@@ -77,6 +77,9 @@ func TestLoad(t *testing.T) {
 			wantErr: `line 1: audit_time_zone: "Europe/Atlantis" is not a time zone (write the database server's zone as an IANA name such as Europe/Berlin`},
 		{name: "audit time zone offset", args: []string{"--audit-time-zone", "+02:00"}, wantErr: `--audit-time-zone: "+02:00" is not a time zone (write`},
 		{name: "audit time zone empty", file: "audit_time_zone: \"\"\n", wantErr: `audit_time_zone: "" is not a time zone`},
+		{name: "gc percent default", check: func(c Config) bool { return c.GCPercent == 400 }},
+		{name: "gc percent flag", file: "gc_percent: 200\n", args: []string{"--gc-percent", "100"}, check: func(c Config) bool { return c.GCPercent == 100 }},
+		{name: "gc percent too small", file: "gc_percent: 5\n", wantErr: `line 1: gc_percent: "5" is not a whole number of at least 25`},
 		{name: "audit max line above the query limit", file: "audit_log: /a\naudit_query_log_limit: 4096\naudit_max_line: 8KiB\n",
 			check: func(c Config) bool { return c.AuditMaxLine == 8<<10 && c.AuditQueryLogLimit == 4096 }},
 	}
