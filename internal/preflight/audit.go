@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
 
@@ -21,7 +23,7 @@ import (
 // The audit-log checks. The local ones need only the file system: das must
 // be able to read the file it follows and find its rotations. The server
 // ones ask the database whether server_audit writes, to that file, what das
-// needs. Any account will do: SHOW GLOBAL VARIABLES and
+// needs, and whether its local time is audit_time_zone's. Any account will do: SHOW GLOBAL VARIABLES and
 // information_schema.PLUGINS need no privilege. Each failure names the SQL
 // that fixes it at once and the my.cnf line that keeps it across restarts.
 
@@ -292,6 +294,95 @@ func checkAuditServer(ctx context.Context, r *Report, c config.Config, o Options
 	for _, ch := range auditSettingChecks(vars, datadir, c.AuditLogs) {
 		r.add(ch)
 	}
+	r.add(timed(ctx, o.Timeout, "audit.time-zone", func(ctx context.Context) Check { return checkAuditZone(ctx, db, c) }))
+}
+
+// ---- server: its time zone ----
+
+// auditZoneQuery asks the server for its process's time zone, in which
+// server_audit writes its timestamps (localtime_r, no offset): its
+// abbreviation, and its offset from UTC now in seconds. CONVERT_TZ to
+// 'SYSTEM' converts to the process's zone whatever the session's
+// @@time_zone, and needs no time zone tables; UTC_TIMESTAMP() is fixed for
+// the statement, so both of its calls are the same instant.
+const auditZoneQuery = "SELECT @@system_time_zone, TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), CONVERT_TZ(UTC_TIMESTAMP(), '+00:00', 'SYSTEM'))"
+
+// checkAuditZone compares the server's UTC offset now with audit_time_zone's.
+func checkAuditZone(ctx context.Context, db *sql.DB, c config.Config) Check {
+	loc, err := c.AuditLocation()
+	if err != nil { // config parsing refuses a bad zone; a Config built by hand may have one
+		return Check{Status: Fail, Measured: err.Error(),
+			Fix: "set audit_time_zone to the database server's zone as an IANA name such as Europe/Berlin"}
+	}
+	var sysTZ sql.NullString
+	var off sql.NullInt64
+	if err := db.QueryRowContext(ctx, auditZoneQuery).Scan(&sysTZ, &off); err != nil || !off.Valid {
+		if err == nil {
+			err = errors.New("CONVERT_TZ to SYSTEM returned NULL")
+		}
+		return Check{Status: Warn, Measured: "the server's time zone is unknown: " + err.Error(),
+			Fix: "check by hand that audit_time_zone is the zone of the server's SELECT @@system_time_zone (as an IANA name, not that abbreviation)"}
+	}
+	return auditZoneCheck(int(off.Int64), sysTZ.String, loc, time.Now())
+}
+
+// auditZoneCheck judges a server whose local time is serverOff seconds
+// east of UTC at now, with system_time_zone sysTZ, for a das reading its
+// times in loc.
+func auditZoneCheck(serverOff int, sysTZ string, loc *time.Location, now time.Time) Check {
+	serverOff = int(math.Round(float64(serverOff)/60)) * 60
+	abbr, off := now.In(loc).Zone()
+	name := loc.String()
+	if loc == time.Local {
+		name = "Local (das's own zone, " + abbr + ")"
+	}
+	server := fmt.Sprintf("the server's zone %s (%s)", orNone(sysTZ), utcOffset(serverOff))
+	conf := fmt.Sprintf("audit_time_zone %s is %s now", name, utcOffset(off))
+	if off == serverOff {
+		m := "server_audit times are in " + server + "; " + conf
+		if sysTZ != abbr {
+			m += fmt.Sprintf("; the abbreviations differ (%s, %s): if only one of the zones has daylight saving time, the offsets differ part of the year", orNone(sysTZ), abbr)
+		}
+		return Check{Status: Pass, Measured: m}
+	}
+	when := "in the future"
+	if serverOff < off {
+		when = "in the past"
+	}
+	m := fmt.Sprintf("server_audit times are in %s, but %s: every event's logTime would be %s %s",
+		server, conf, hoursMinutes(serverOff-off), when)
+	if serverOff == 0 && strings.EqualFold(sysTZ, "UTC") {
+		return Check{Status: Fail, Measured: m,
+			Fix: "set audit_time_zone to UTC (--audit-time-zone UTC, or audit_time_zone: UTC), the database server's zone (its system_time_zone is UTC)"}
+	}
+	return Check{Status: Fail, Measured: m,
+		Fix: fmt.Sprintf("set audit_time_zone (--audit-time-zone, or audit_time_zone:) to the database server's zone (its system_time_zone is %s, %s now), "+
+			"as an IANA name such as Europe/Berlin: %s is an abbreviation, not an IANA name; the server's host names its zone in timedatectl or /etc/timezone, a container in its TZ variable",
+			orNone(sysTZ), utcOffset(serverOff), orNone(sysTZ))}
+}
+
+// utcOffset writes an offset east of UTC in seconds as UTC+hh:mm.
+func utcOffset(sec int) string {
+	sign := '+'
+	if sec < 0 {
+		sign, sec = '-', -sec
+	}
+	return fmt.Sprintf("UTC%c%02d:%02d", sign, sec/3600, sec%3600/60)
+}
+
+// hoursMinutes writes a difference in seconds as 5h30m, 2h or 30m.
+func hoursMinutes(sec int) string {
+	if sec < 0 {
+		sec = -sec
+	}
+	h, m := sec/3600, sec%3600/60
+	switch {
+	case h == 0:
+		return fmt.Sprintf("%dm", m)
+	case m == 0:
+		return fmt.Sprintf("%dh", h)
+	}
+	return fmt.Sprintf("%dh%02dm", h, m)
 }
 
 // auditSettingChecks judges the server_audit variables (lower-case names)

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/das-mysql/das/internal/config"
 	"github.com/das-mysql/das/internal/testenv"
@@ -204,7 +205,8 @@ func auditStatuses(r *Report) map[string]string {
 
 // TestAuditMariaDB runs the preflight against a MariaDB with server_audit:
 // set up as das needs, then set up wrong, then fixed by running the SQL the
-// report prints.
+// report prints. The server runs in India's time (TZ, so server_audit's
+// too) with sessions in +03:00 (@@time_zone, which server_audit ignores).
 func TestAuditMariaDB(t *testing.T) {
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "audit", "server_audit.log")
@@ -213,9 +215,11 @@ func TestAuditMariaDB(t *testing.T) {
 	}
 	db := testenv.MariaDB(t, testenv.MariaDBArgs("--plugin-load-add=server_audit", "--server-audit-logging=ON",
 		"--server-audit-file-path="+logPath, "--server-audit-events=CONNECT,QUERY,TABLE",
-		"--server-audit-file-rotate-size=104857600", "--server-audit-query-log-limit=65536"))
+		"--server-audit-file-rotate-size=104857600", "--server-audit-query-log-limit=65536",
+		"--default-time-zone=+03:00"), testenv.MariaDBEnv("TZ=Asia/Kolkata"))
 	root := openDB(t, db.RootDSN())
 	c := config.Defaults()
+	c.AuditTimeZone = "Asia/Kolkata"
 	c.DataDir = filepath.Join(dir, "das-data")
 	c.Upstream = db.Addr()
 	c.UpstreamTLS = "off"
@@ -233,7 +237,7 @@ func TestAuditMariaDB(t *testing.T) {
 	t.Run("ready", func(t *testing.T) {
 		r := run(userDSN)
 		want := []string{"audit.file", "audit.dir", "audit.db", "audit.plugin", "audit.logging", "audit.output-type",
-			"audit.file-path", "audit.events", "audit.rotation", "audit.query-limit"}
+			"audit.file-path", "audit.events", "audit.rotation", "audit.query-limit", "audit.time-zone"}
 		got := auditStatuses(r)
 		for _, n := range want {
 			if got[n] != Pass {
@@ -245,6 +249,40 @@ func TestAuditMariaDB(t *testing.T) {
 		}
 		if !r.OK() {
 			t.Errorf("report not OK: %v", r.Failed())
+		}
+	})
+
+	t.Run("time zone", func(t *testing.T) {
+		defer func(z string) { c.AuditTimeZone = z }(c.AuditTimeZone)
+		// The premise: sessions are in +03:00, and server_audit writes India's time.
+		var sessionTZ string
+		if err := root.QueryRow("SELECT @@time_zone").Scan(&sessionTZ); err != nil || sessionTZ != "+03:00" {
+			t.Fatalf("session time zone %q, %v; want +03:00", sessionTZ, err)
+		}
+		b, _ := os.ReadFile(logPath)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		last := lines[len(lines)-1]
+		if len(last) < 17 {
+			t.Fatalf("audit log ends with %q", last)
+		}
+		logged, err := time.ParseInLocation("20060102 15:04:05", last[:17], time.FixedZone("IST", 19800))
+		if d := time.Since(logged); err != nil || d < -time.Minute || d > time.Minute {
+			t.Fatalf("the audit log's last line %q is not India's time now (%v)", last, err)
+		}
+
+		ch, _ := run(userDSN).Find("audit.time-zone")
+		if want := "server_audit times are in the server's zone IST (UTC+05:30); audit_time_zone Asia/Kolkata is UTC+05:30 now"; ch.Status != Pass || ch.Measured != want {
+			t.Errorf("audit.time-zone = %s %q fix %q; want pass %q", ch.Status, ch.Measured, ch.Fix, want)
+		}
+		c.AuditTimeZone = "UTC"
+		r := run(userDSN)
+		ch, _ = r.Find("audit.time-zone")
+		if ch.Status != Fail || !strings.Contains(ch.Measured, "(UTC+05:30), but audit_time_zone UTC is UTC+00:00 now") ||
+			!strings.Contains(ch.Fix, "set audit_time_zone") || !strings.Contains(ch.Fix, "its system_time_zone is IST, UTC+05:30 now") {
+			t.Errorf("audit.time-zone with UTC = %s %q fix %q", ch.Status, ch.Measured, ch.Fix)
+		}
+		if r.OK() {
+			t.Error("report OK with the wrong time zone")
 		}
 	})
 
@@ -352,4 +390,58 @@ func text(r *Report) string {
 	var b strings.Builder
 	r.WriteText(&b)
 	return b.String()
+}
+
+func TestAuditZoneCheck(t *testing.T) {
+	load := func(name string) *time.Location {
+		loc, err := time.LoadLocation(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return loc
+	}
+	winter := time.Date(2026, 1, 15, 12, 0, 0, 0, time.UTC)
+	summer := time.Date(2026, 7, 15, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		serverOff int
+		sysTZ     string
+		loc       *time.Location
+		now       time.Time
+		status    string
+		measured  string
+		fix       string
+	}{
+		{"match", 3600, "CET", load("Europe/Berlin"), winter, Pass,
+			"server_audit times are in the server's zone CET (UTC+01:00); audit_time_zone Europe/Berlin is UTC+01:00 now", ""},
+		{"match in summer", 7200, "CEST", load("Europe/Berlin"), summer, Pass,
+			"server_audit times are in the server's zone CEST (UTC+02:00); audit_time_zone Europe/Berlin is UTC+02:00 now", ""},
+		{"half-hour zone", 19800, "IST", load("Asia/Kolkata"), winter, Pass,
+			"server_audit times are in the server's zone IST (UTC+05:30); audit_time_zone Asia/Kolkata is UTC+05:30 now", ""},
+		{"rounded to the minute", 19801, "IST", load("Asia/Kolkata"), winter, Pass, "(UTC+05:30)", ""},
+		{"same offset, other zone", 0, "UTC", load("Europe/London"), winter, Pass,
+			"audit_time_zone Europe/London is UTC+00:00 now; the abbreviations differ (UTC, GMT): if only one of the zones has daylight saving time", ""},
+		{"server in Berlin, das in UTC", 3600, "CET", time.UTC, winter, Fail,
+			"server_audit times are in the server's zone CET (UTC+01:00), but audit_time_zone UTC is UTC+00:00 now: every event's logTime would be 1h in the future",
+			"set audit_time_zone (--audit-time-zone, or audit_time_zone:) to the database server's zone (its system_time_zone is CET, UTC+01:00 now), as an IANA name such as Europe/Berlin: CET is an abbreviation, not an IANA name"},
+		{"half-hour mismatch", 19800, "IST", load("Europe/Berlin"), summer, Fail,
+			"server_audit times are in the server's zone IST (UTC+05:30), but audit_time_zone Europe/Berlin is UTC+02:00 now: every event's logTime would be 3h30m in the future",
+			"its system_time_zone is IST, UTC+05:30 now"},
+		{"server in UTC", 0, "UTC", load("Asia/Kolkata"), winter, Fail,
+			"but audit_time_zone Asia/Kolkata is UTC+05:30 now: every event's logTime would be 5h30m in the past",
+			"set audit_time_zone to UTC (--audit-time-zone UTC, or audit_time_zone: UTC)"},
+		{"west of UTC", -18000, "EST", load("America/Los_Angeles"), winter, Fail,
+			"the server's zone EST (UTC-05:00), but audit_time_zone America/Los_Angeles is UTC-08:00 now: every event's logTime would be 3h in the future", "EST is an abbreviation"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := auditZoneCheck(tt.serverOff, tt.sysTZ, tt.loc, tt.now)
+			if c.Status != tt.status || !strings.Contains(c.Measured, tt.measured) || !strings.Contains(c.Fix, tt.fix) || (tt.fix == "") != (c.Fix == "") {
+				t.Errorf("= %s %q fix %q;\nwant %s, %q, fix with %q", c.Status, c.Measured, c.Fix, tt.status, tt.measured, tt.fix)
+			}
+		})
+	}
+	if c := auditZoneCheck(3600, "CET", time.Local, winter); !strings.Contains(c.Measured, "audit_time_zone Local (das's own zone, ") {
+		t.Errorf("Local: %q", c.Measured)
+	}
 }

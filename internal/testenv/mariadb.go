@@ -41,6 +41,7 @@ type MariaDBServer struct {
 	logPath          string
 	port             int
 	args             []string // full mariadbd command line after the binary
+	env              []string // added to mariadbd's environment (MariaDBEnv)
 	certs            *Certs
 	rootPW, userPW   string
 
@@ -60,6 +61,7 @@ type MariaDBOption func(*mariadbConfig)
 
 type mariadbConfig struct {
 	args  []string
+	env   []string
 	certs *Certs
 }
 
@@ -70,6 +72,14 @@ type mariadbConfig struct {
 //		"--server-audit-file-path="+path, "--server-audit-file-rotate-size=4096")
 func MariaDBArgs(args ...string) MariaDBOption {
 	return func(c *mariadbConfig) { c.args = append(c.args, args...) }
+}
+
+// MariaDBEnv adds KEY=VALUE variables to mariadbd's environment (not
+// mariadb-install-db's), overriding the host's; for example TZ=Asia/Kolkata
+// for a server whose local time, as server_audit writes it, is not the
+// host's.
+func MariaDBEnv(kv ...string) MariaDBOption {
+	return func(c *mariadbConfig) { c.env = append(c.env, kv...) }
 }
 
 // MariaDBCerts makes the server use certs (for example to share one CA
@@ -113,6 +123,7 @@ func MariaDB(t testing.TB, opts ...MariaDBOption) *MariaDBServer {
 		dataDir:  filepath.Join(base, "data"),
 		runDir:   runDir,
 		logPath:  filepath.Join(base, "mariadbd.err"),
+		env:      cfg.env,
 		certs:    cfg.certs,
 		rootPW:   randomHex(t, 12),
 		userPW:   randomHex(t, 12),
@@ -250,7 +261,7 @@ func (s *MariaDBServer) start() error {
 	args := append(append([]string(nil), s.args[:1]...), "--port="+strconv.Itoa(s.port))
 	args = append(args, s.args[1:]...)
 	cmd := exec.Command(s.mariadbd, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), s.env...) // the last of a duplicate key wins
 	cmd.Dir = s.runDir
 	// mariadbd writes to --log-error itself; this catches what it prints
 	// before opening it.
