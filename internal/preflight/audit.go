@@ -23,9 +23,10 @@ import (
 // The audit-log checks. The local ones need only the file system: das must
 // be able to read the file it follows and find its rotations. The server
 // ones ask the database whether server_audit writes, to that file, what das
-// needs, and whether its local time is audit_time_zone's. Any account will do: SHOW GLOBAL VARIABLES and
-// information_schema.PLUGINS need no privilege. Each failure names the SQL
-// that fixes it at once and the my.cnf line that keeps it across restarts.
+// needs, and whether its local time is audit_time_zone's. Any account will
+// do: SHOW GLOBAL VARIABLES and information_schema.PLUGINS need no privilege.
+// Each failure names the SQL that fixes it at once and the my.cnf line that
+// keeps it across restarts.
 
 // The account for the server checks when Options.DBDSN is empty; it is used
 // with the upstream's address.
