@@ -7,7 +7,9 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -650,6 +652,45 @@ func TestMariaDB(t *testing.T) {
 				t.Fatalf("%s: through the proxy %+v, directly %+v", c.name, got, want)
 			}
 			statement(c.name, killer.id, c.text, strconv.Itoa(int(want[0].Err.Code)), want[0].Err.Message)
+		}
+	})
+
+	// A session idle past its wait_timeout: MariaDB (10.11) ends it without
+	// an ERR and with a reset (a client connected directly reads
+	// ECONNRESET too), where KILL closes it (a FIN, see
+	// KillAndLegacyCommands). The client's next statement fails, and the
+	// DISCONNECT says that the server reset the connection. On the event
+	// loops and with the goroutine relay.
+	t.Run("WaitTimeout", func(t *testing.T) {
+		for _, loops := range []int{0, -1} {
+			t.Run(fmt.Sprintf("EventLoops=%d", loops), func(t *testing.T) {
+				_, addr, sink := startProxy(t, Options{Upstream: srv.Addr(), EventLoops: loops})
+				db := openDB(t, userCfg(addr))
+				ctx := context.Background()
+				conn, err := db.Conn(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				var id string
+				if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := conn.ExecContext(ctx, "SET SESSION wait_timeout=1"); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(2500 * time.Millisecond)
+				var v int
+				err = conn.QueryRowContext(ctx, "SELECT 1").Scan(&v)
+				if !errors.Is(err, driver.ErrBadConn) && !errors.Is(err, gomysql.ErrInvalidConn) && !errors.Is(err, io.EOF) {
+					t.Fatalf("a statement after wait_timeout: %v, want a lost connection", err)
+				}
+				d := sink.wait(t, "DISCONNECT", bySession(id, event.CommandDisconnect))
+				if d.ErrorMessage != "das: connection reset by the server" || d.ExitCode != "0" ||
+					d.DBUserName != testenv.TestUser || d.SessionID != id || d.DatabaseName != testenv.TestDatabase {
+					t.Errorf("DISCONNECT after wait_timeout (the client got %v):\n%s", err, dumpEvents([]event.Event{d}))
+				}
+			})
 		}
 	})
 
