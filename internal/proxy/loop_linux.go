@@ -359,7 +359,7 @@ func (l *loop) serve(c *lconn, events uint32) {
 	if s.lo.paused != nil {
 		if failed {
 			// What it would read now must not pass the held answer.
-			l.close(c, c.closedErr())
+			l.close(c, c.failedErr(events))
 			return
 		}
 		// Bytes came while the session waits (a pipelined command): they
@@ -466,6 +466,17 @@ func (c *lconn) closedErr() error {
 		return errClientClosed
 	}
 	return errServerClosed
+}
+
+// failedErr is why c's connection failed (epoll reported HUP or ERR) when
+// it is not read: the socket's pending error (a reset), else its close.
+func (c *lconn) failedErr(events uint32) error {
+	if events&syscall.EPOLLERR != 0 {
+		if e, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
+			return c.connErr(syscall.Errno(e))
+		}
+	}
+	return c.closedErr()
 }
 
 // pause stops relaying c's session until its sync events are answered;
@@ -607,9 +618,9 @@ func (l *loop) setMask(c *lconn, mask uint32) error {
 
 func (c *lconn) connErr(err error) error {
 	if c.client {
-		return fmt.Errorf("client connection: %w", err)
+		return &connError{"client", err}
 	}
-	return fmt.Errorf("server connection: %w", err)
+	return &connError{"server", err}
 }
 
 // detach takes both sides of c's session off the loop.

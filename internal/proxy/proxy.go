@@ -22,11 +22,20 @@
 //     cursor is recorded when the cursor is exhausted or closed, with the rows
 //     fetched through it.
 //   - COM_CHANGE_USER: a new CONNECT (or FAILED_CONNECT) for the new user.
-//   - DISCONNECT when the session ends, whoever ends it; errorMessage names
-//     the protocol error when one ended it (a connection that closes inside
-//     a packet is one: a truncated packet), or exitCode and errorMessage are
-//     the server's ERR when it sent one before closing. Statements still waiting for
-//     their answer then are recorded with exitCode "2013" (lost connection).
+//   - DISCONNECT when the session ends, whoever ends it. After a logout
+//     (COM_QUIT) errorMessage is empty, however the connections then close.
+//     Otherwise it names what ended the session: the protocol error (a
+//     connection that closes inside a packet is one: a truncated packet);
+//     the server's ERR when it sent one before closing (exitCode is then
+//     its code); or, with exitCode "0", "das: the client closed the
+//     connection without COM_QUIT", "das: the server closed the
+//     connection" (without an ERR: MariaDB after KILL), "das: connection
+//     reset by the client" or "... by the server" (ECONNRESET or EPIPE on
+//     that side's socket; MariaDB resets a session past its wait_timeout),
+//     "das: the client connection failed: <error>" (or the server's) for
+//     another socket error, and das's shutdown or internal error.
+//     Statements still waiting for their answer then are recorded with
+//     exitCode "2013" (lost connection).
 //
 // sessionId is the server's connection id, so events match the server's own
 // logs. The database of later events follows COM_INIT_DB, a successful

@@ -7,7 +7,9 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
@@ -555,8 +557,9 @@ func TestMariaDB(t *testing.T) {
 
 	// The server ends sessions: KILL from another session, of an idle one
 	// (COM_PROCESS_KILL) and of one in a statement (KILL n as SQL). MariaDB
-	// sends an idle session no ERR when it kills it, so its DISCONNECT has
-	// none (TestServerInputAfterLogin has a server that sends one). The
+	// sends an idle session no ERR when it kills it, so its DISCONNECT says
+	// only that the server closed the connection (TestServerInputAfterLogin
+	// has a server that sends one). The
 	// legacy commands are recorded as their SQL, with the server's answer:
 	// MariaDB no longer knows COM_CREATE_DB and COM_DROP_DB.
 	t.Run("KillAndLegacyCommands", func(t *testing.T) {
@@ -577,11 +580,11 @@ func TestMariaDB(t *testing.T) {
 				t.Errorf("%s: want exitCode %q errorMessage %q:\n%s", what, exit, msg, dumpEvents([]event.Event{e}))
 			}
 		}
-		disconnect := func(what, id string) {
+		disconnect := func(what, id, msg string) {
 			t.Helper()
 			d := sink.wait(t, what, bySession(id, event.CommandDisconnect))
-			if d.ExitCode != "0" || d.ErrorMessage != "" || d.DBUserName != testenv.TestUser {
-				t.Errorf("%s:\n%s", what, dumpEvents([]event.Event{d}))
+			if d.ExitCode != "0" || d.ErrorMessage != msg || d.DBUserName != testenv.TestUser {
+				t.Errorf("%s: want errorMessage %q:\n%s", what, msg, dumpEvents([]event.Event{d}))
 			}
 		}
 
@@ -592,7 +595,7 @@ func TestMariaDB(t *testing.T) {
 			t.Fatalf("COM_PROCESS_KILL %s: %+v", idleID, evs)
 		}
 		statement("COM_PROCESS_KILL", killer.id, "KILL "+idleID, "0", "")
-		disconnect("DISCONNECT of the idle session", idleID)
+		disconnect("DISCONNECT of the idle session", idleID, msgServerClosed)
 
 		// KILL n as SQL of a session in a statement: the server closes it
 		// without an answer (as directly); KILL QUERY n ends the statement
@@ -602,9 +605,10 @@ func TestMariaDB(t *testing.T) {
 			kill      string
 			clientErr string // what the killed statement's client gets
 			exit, msg string // its event's
+			disc      string // the DISCONNECT's errorMessage
 		}{
-			{"KILL ", gomysql.ErrInvalidConn.Error(), "2013", "das: the session ended before the server's answer was complete: " + errServerClosed.Error()},
-			{"KILL QUERY ", "Error 1317 (70100): Query execution was interrupted", "1317", "Query execution was interrupted"},
+			{"KILL ", gomysql.ErrInvalidConn.Error(), "2013", "das: the session ended before the server's answer was complete: " + errServerClosed.Error(), msgServerClosed},
+			{"KILL QUERY ", "Error 1317 (70100): Query execution was interrupted", "1317", "Query execution was interrupted", ""}, // the client then quits
 		} {
 			busy := openDB(t, userCfg(addr))
 			busy.SetMaxOpenConns(1)
@@ -629,7 +633,7 @@ func TestMariaDB(t *testing.T) {
 				}
 				busy.Close()
 			}
-			disconnect("DISCONNECT after "+k.kill, busyID)
+			disconnect("DISCONNECT after "+k.kill, busyID, k.disc)
 		}
 
 		// What the server refuses, as it refuses it directly.
@@ -648,6 +652,45 @@ func TestMariaDB(t *testing.T) {
 				t.Fatalf("%s: through the proxy %+v, directly %+v", c.name, got, want)
 			}
 			statement(c.name, killer.id, c.text, strconv.Itoa(int(want[0].Err.Code)), want[0].Err.Message)
+		}
+	})
+
+	// A session idle past its wait_timeout: MariaDB (10.11) ends it without
+	// an ERR and with a reset (a client connected directly reads
+	// ECONNRESET too), where KILL closes it (a FIN, see
+	// KillAndLegacyCommands). The client's next statement fails, and the
+	// DISCONNECT says that the server reset the connection. On the event
+	// loops and with the goroutine relay.
+	t.Run("WaitTimeout", func(t *testing.T) {
+		for _, loops := range []int{0, -1} {
+			t.Run(fmt.Sprintf("EventLoops=%d", loops), func(t *testing.T) {
+				_, addr, sink := startProxy(t, Options{Upstream: srv.Addr(), EventLoops: loops})
+				db := openDB(t, userCfg(addr))
+				ctx := context.Background()
+				conn, err := db.Conn(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				var id string
+				if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := conn.ExecContext(ctx, "SET SESSION wait_timeout=1"); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(2500 * time.Millisecond)
+				var v int
+				err = conn.QueryRowContext(ctx, "SELECT 1").Scan(&v)
+				if !errors.Is(err, driver.ErrBadConn) && !errors.Is(err, gomysql.ErrInvalidConn) && !errors.Is(err, io.EOF) {
+					t.Fatalf("a statement after wait_timeout: %v, want a lost connection", err)
+				}
+				d := sink.wait(t, "DISCONNECT", bySession(id, event.CommandDisconnect))
+				if d.ErrorMessage != "das: connection reset by the server" || d.ExitCode != "0" ||
+					d.DBUserName != testenv.TestUser || d.SessionID != id || d.DatabaseName != testenv.TestDatabase {
+					t.Errorf("DISCONNECT after wait_timeout (the client got %v):\n%s", err, dumpEvents([]event.Event{d}))
+				}
+			})
 		}
 	})
 
@@ -905,7 +948,9 @@ func TestMariaDB(t *testing.T) {
 		dr.last().Close()
 		rs.Close()
 		d := sink.wait(t, "DISCONNECT", bySession(id, event.CommandDisconnect))
-		if d.ErrorMessage != "" {
+		// The proxy sees the client's close on its read, or as a reset on
+		// a write of the rows that follow.
+		if d.ErrorMessage != msgClientClosed && d.ErrorMessage != "das: connection reset by the client" {
 			t.Errorf("DISCONNECT after a client drop: %q", d.ErrorMessage)
 		}
 		e := sink.wait(t, "interrupted SELECT", queryText(id, q))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/das-mysql/das/internal/event"
@@ -56,13 +57,13 @@ func (s *session) clientLoop() error {
 			return &protoError{"client", err}
 		}
 		if _, err := mysql.WritePacket(s.sw, seq, payload); err != nil {
-			return fmt.Errorf("server connection: %w", err)
+			return &connError{"server", err}
 		}
 		// Flush when the client has nothing more for now: pipelined
 		// commands go out together, nothing waits for more.
 		if s.cr.Buffered() == 0 {
 			if err := s.sw.Flush(); err != nil {
-				return fmt.Errorf("server connection: %w", err)
+				return &connError{"server", err}
 			}
 			s.p.bytesClient.Add(s.clientBytes)
 			s.clientBytes = 0
@@ -210,7 +211,7 @@ func (s *session) serverLoop() error {
 			return &protoError{"server", err}
 		}
 		if _, err := s.cw.Write(frame); err != nil {
-			return fmt.Errorf("client connection: %w", err)
+			return &connError{"client", err}
 		}
 		if peeked {
 			_, _ = s.sr.Discard(len(frame))
@@ -220,7 +221,7 @@ func (s *session) serverLoop() error {
 		// fetch or a LOCAL INFILE request must reach the client at once.
 		if s.sr.Buffered() == 0 {
 			if err := s.cw.Flush(); err != nil {
-				return fmt.Errorf("client connection: %w", err)
+				return &connError{"client", err}
 			}
 			s.p.bytesServer.Add(s.serverBytes)
 			s.serverBytes = 0
@@ -555,6 +556,13 @@ func (s *session) closeCursor(stmtID uint32, now time.Time) {
 	s.submit(*c)
 }
 
+// The DISCONNECT's errorMessage when a connection ended the session without
+// COM_QUIT, a protocol error or an ERR from the server.
+const (
+	msgClientClosed = "das: the client closed the connection without COM_QUIT"
+	msgServerClosed = "das: the server closed the connection"
+)
+
 // finish records what the end of the session leaves: statements that never
 // got their answer, open cursors, and the DISCONNECT.
 func (s *session) finish() {
@@ -562,7 +570,10 @@ func (s *session) finish() {
 	defer s.mu.Unlock()
 	now := s.p.now()
 	reason := s.endErr
-	if s.quit && (errors.Is(reason, errServerClosed) || errors.Is(reason, errClientClosed)) {
+	var ce *connError
+	if s.quit && (errors.Is(reason, errServerClosed) || errors.Is(reason, errClientClosed) || errors.As(reason, &ce)) {
+		// After COM_QUIT the session is over whichever way its
+		// connections then close.
 		reason = errClientQuit
 	}
 	for i := s.ph; i < len(s.pend); i++ {
@@ -599,8 +610,26 @@ func (s *session) finish() {
 	case s.serverErr != nil:
 		e.ExitCode, e.ErrorMessage = strconv.Itoa(int(s.serverErr.Code)), s.serverErr.Message
 		s.log.Debug("proxy: session ended by the server", "code", s.serverErr.Code, "message", s.serverErr.Message)
-	default:
+	case errors.Is(reason, errClientQuit):
+		// A clean logout: no errorMessage, as DAS records it.
 		s.log.Debug("proxy: session ended", "reason", reason)
+	case errors.Is(reason, errClientClosed):
+		e.ErrorMessage = msgClientClosed
+		s.log.Debug("proxy: session ended", "reason", msgClientClosed)
+	case errors.Is(reason, errServerClosed):
+		e.ErrorMessage = msgServerClosed
+		s.log.Info("proxy: session closed", "reason", msgServerClosed)
+	case errors.As(reason, &ce):
+		e.ErrorMessage = ce.disconnectMessage()
+		s.log.Info("proxy: session closed", "reason", e.ErrorMessage, "err", reason)
+	case reason != nil:
+		e.ErrorMessage = reason.Error()
+		if !strings.HasPrefix(e.ErrorMessage, "das: ") {
+			e.ErrorMessage = "das: " + e.ErrorMessage
+		}
+		s.log.Info("proxy: session closed", "reason", e.ErrorMessage)
+	default:
+		s.log.Debug("proxy: session ended")
 	}
 	s.submit(e)
 	s.p.bytesClient.Add(s.clientBytes)

@@ -123,6 +123,17 @@ func (s *scriptServer) serve(c net.Conn, id uint32) error {
 			}
 			time.Sleep(50 * time.Millisecond)
 			b, _ = mysql.AppendPacket(nil, 0, mysql.ErrorPacket(codeClientInteractionTimeout, "HY000", msgClientInteractionTimeout))
+		case "close after the answer", "reset after the answer":
+			// The answer, then (the client idle) the end of the
+			// connection without an ERR: a FIN, or an RST.
+			if _, err := mysql.WritePacket(c, 1, ok); err != nil {
+				return err
+			}
+			time.Sleep(50 * time.Millisecond)
+			if q == "reset after the answer" {
+				return c.(*net.TCPConn).SetLinger(0) // and Close sends an RST
+			}
+			return nil
 		default:
 			if _, err := mysql.WritePacket(c, 1, ok); err != nil {
 				return err

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/das-mysql/das/internal/event"
@@ -75,7 +76,33 @@ func readErr(side string, err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return &protoError{side, errTruncated}
 	}
-	return fmt.Errorf("%s connection: %w", side, err)
+	return &connError{side, err}
+}
+
+// connError is a failed read or write on side's connection ("client" or
+// "server"): a reset, a broken pipe, a timeout. On the goroutine relay err
+// is the net package's (a *net.OpError), on an event loop the syscall's
+// errno.
+type connError struct {
+	side string
+	err  error
+}
+
+func (e *connError) Error() string { return e.side + " connection: " + e.err.Error() }
+func (e *connError) Unwrap() error { return e.err }
+
+// disconnectMessage is the DISCONNECT's errorMessage for a session that
+// e ended: the same on both relays, which see the failure differently.
+func (e *connError) disconnectMessage() string {
+	if errors.Is(e.err, syscall.ECONNRESET) || errors.Is(e.err, syscall.EPIPE) {
+		return "das: connection reset by the " + e.side
+	}
+	what := e.err.Error()
+	var errno syscall.Errno
+	if errors.As(e.err, &errno) {
+		what = errno.Error() // without the net package's addresses
+	}
+	return "das: the " + e.side + " connection failed: " + what
 }
 
 // protoError is a protocol violation by one side; it ends the session.

@@ -1,0 +1,112 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+
+	"github.com/das-mysql/das/internal/event"
+	"github.com/das-mysql/das/internal/mysql"
+)
+
+// TestDisconnectReason: the DISCONNECT of a session that ends without
+// COM_QUIT names what ended it, and which side: the client closing its
+// socket, a reset from either side, the server closing without an ERR. A
+// logout with COM_QUIT has none. The proxy logs the resets and the
+// server's close at info level, a client that just leaves at debug level.
+// On the event loops (with ordinary and raw syscalls) and with the
+// goroutine relay.
+func TestDisconnectReason(t *testing.T) {
+	srv := startScriptServer(t)
+	tests := []struct {
+		name  string
+		end   func(rc *rawClient) // ends the logged-in session
+		want  string              // the DISCONNECT's errorMessage
+		level string              // the log record's with want as its reason ("" for none at info)
+	}{
+		{
+			name: "COM_QUIT",
+			end: func(rc *rawClient) {
+				rc.write(0, []byte{byte(mysql.ComQuit)})
+				_, _ = io.ReadAll(rc.c)
+				rc.c.Close()
+			},
+		},
+		{
+			name: "client closes",
+			end:  func(rc *rawClient) { rc.c.Close() },
+			want: "das: the client closed the connection without COM_QUIT",
+		},
+		{
+			name: "client resets",
+			end: func(rc *rawClient) {
+				if err := rc.c.(*net.TCPConn).SetLinger(0); err != nil {
+					rc.t.Fatal(err)
+				}
+				rc.c.Close()
+			},
+			want: "das: connection reset by the client", level: "INFO",
+		},
+		{
+			name: "server closes",
+			end:  func(rc *rawClient) { serverEnds(rc, "close after the answer") },
+			want: "das: the server closed the connection", level: "INFO",
+		},
+		{
+			name: "server resets",
+			end:  func(rc *rawClient) { serverEnds(rc, "reset after the answer") },
+			want: "das: connection reset by the server", level: "INFO",
+		},
+	}
+	for _, leg := range []struct {
+		loops int
+		procs bool
+	}{{0, false}, {1, true}, {-1, false}} {
+		t.Run(fmt.Sprintf("EventLoops=%d,EventLoopProcs=%v", leg.loops, leg.procs), func(t *testing.T) {
+			var logs syncBuffer
+			logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			p, addr, sink := startProxy(t, Options{Upstream: srv.ln.Addr().String(), EventLoops: leg.loops, EventLoopProcs: leg.procs, Logger: logger})
+			for _, tt := range tests {
+				rc := dialRaw(t, addr, "u", "pw", "db")
+				if evs := rc.command([]byte{byte(mysql.ComPing)}); len(evs) != 1 || evs[0].Kind != mysql.EventOK {
+					t.Fatalf("%s: COM_PING: %+v", tt.name, evs)
+				}
+				if leg.loops >= 0 && p.Stats().SessionsOnLoops == 0 {
+					t.Fatalf("%s: the session is not on a loop", tt.name)
+				}
+				tt.end(rc)
+				d := sink.wait(t, "DISCONNECT", bySession(rc.id, event.CommandDisconnect))
+				if d.ErrorMessage != tt.want || d.ExitCode != "0" || d.DBUserName != "u" {
+					t.Errorf("%s: DISCONNECT exitCode %q errorMessage %q dbUserName %q, want exitCode \"0\" errorMessage %q",
+						tt.name, d.ExitCode, d.ErrorMessage, d.DBUserName, tt.want)
+				}
+				level := ""
+				for _, r := range logs.records(t) {
+					if r["session"] == rc.id && r["reason"] == tt.want && tt.want != "" {
+						level, _ = r["level"].(string)
+					}
+				}
+				if level != tt.level {
+					t.Errorf("%s: logged at %q, want %q; log:\n%s", tt.name, level, tt.level, logs.b.String())
+				}
+			}
+			if n := p.Stats().ProtocolErrors; n != 0 {
+				t.Errorf("%d protocol errors", n)
+			}
+		})
+	}
+}
+
+// serverEnds sends the fake server a query after which it ends the
+// connection, and reads until the proxy closes the client's.
+func serverEnds(rc *rawClient, query string) {
+	rc.write(0, append([]byte{byte(mysql.ComQuery)}, query...))
+	if p, _ := rc.read(); !mysql.IsOK(p) {
+		rc.t.Fatalf("%s: answer %q", query, p)
+	}
+	if rest, err := io.ReadAll(rc.r); err != nil || len(rest) != 0 {
+		rc.t.Fatalf("%s: after the answer the client got %q, %v; want the end of the connection", query, rest, err)
+	}
+}
