@@ -148,10 +148,9 @@ func (s *session) clientPacket(payload []byte, seq uint8) error {
 	return nil
 }
 
-// paramStrings renders bound values for paramList: NULL as "NULL", each
-// value cut like commandText.
-// paramStrings renders bound values for paramList, each cut to max bytes;
-// a value cut here or by the long-data limit marks the statement cut.
+// paramStrings renders bound values for paramList (NULL as "NULL"), each
+// cut to max bytes like commandText; a value cut here or by the long-data
+// limit marks the statement cut.
 func (rec *cmdRec) paramStrings(ps []mysql.Param, max int) []string {
 	if len(ps) == 0 {
 		return nil
