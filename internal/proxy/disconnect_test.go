@@ -25,6 +25,7 @@ func TestDisconnectReason(t *testing.T) {
 		end   func(rc *rawClient) // ends the logged-in session
 		want  string              // the DISCONNECT's errorMessage
 		level string              // the log record's with want as its reason ("" for none at info)
+		cut   string              // the errorMessage of the statement cut off, if one was
 	}{
 		{
 			name: "COM_QUIT",
@@ -59,6 +60,17 @@ func TestDisconnectReason(t *testing.T) {
 			end:  func(rc *rawClient) { serverEnds(rc, "reset after the answer") },
 			want: "das: connection reset by the server", level: "INFO",
 		},
+		{
+			name: "server resets while the client waits",
+			end: func(rc *rawClient) {
+				rc.write(0, append([]byte{byte(mysql.ComQuery)}, "reset without an answer"...))
+				_, _ = io.ReadAll(rc.r)
+			},
+			want: "das: connection reset by the server", level: "INFO",
+			// In the DISCONNECT's words on every relay path, whose raw
+			// errors differ (the goroutine relay's carry addresses).
+			cut: "das: the session ended before the server's answer was complete: connection reset by the server",
+		},
 	}
 	for _, leg := range []struct {
 		loops int
@@ -81,6 +93,13 @@ func TestDisconnectReason(t *testing.T) {
 				if d.ErrorMessage != tt.want || d.ExitCode != "0" || d.DBUserName != "u" {
 					t.Errorf("%s: DISCONNECT exitCode %q errorMessage %q dbUserName %q, want exitCode \"0\" errorMessage %q",
 						tt.name, d.ExitCode, d.ErrorMessage, d.DBUserName, tt.want)
+				}
+				if tt.cut != "" {
+					q := sink.wait(t, "the cut statement", bySession(rc.id, event.CommandQuery))
+					if q.ErrorMessage != tt.cut || q.ExitCode != "2013" || q.CommandText != "reset without an answer" {
+						t.Errorf("%s: statement exitCode %q errorMessage %q commandText %q, want 2013 %q",
+							tt.name, q.ExitCode, q.ErrorMessage, q.CommandText, tt.cut)
+					}
 				}
 				level := ""
 				for _, r := range logs.records(t) {

@@ -575,6 +575,13 @@ func (s *session) finish() {
 		// connections then close.
 		reason = errClientQuit
 	}
+	exitCode, msg := s.endReason(reason)
+	// A statement cut off says why in the DISCONNECT's words, the same on
+	// both relay paths (their raw errors differ).
+	why := strings.TrimPrefix(msg, "das: ")
+	if why == "" && reason != nil {
+		why = reason.Error()
+	}
 	for i := s.ph; i < len(s.pend); i++ {
 		rec := &s.pend[i]
 		switch rec.code {
@@ -586,7 +593,7 @@ func (s *session) finish() {
 		e := s.newEvent(event.CommandQuery, rec.start, now)
 		e.ParamList = rec.params
 		e.ExitCode = strconv.Itoa(codeServerLost)
-		e.ErrorMessage = "das: the session ended before the server's answer was complete: " + reason.Error()
+		e.ErrorMessage = "das: the session ended before the server's answer was complete: " + why
 		rec.results = append(rec.results, stmtResult{ev: e})
 		s.emitResults(rec)
 	}
@@ -596,43 +603,56 @@ func (s *session) finish() {
 	}
 
 	e := s.newEvent(event.CommandDisconnect, now, now)
-	var pe *protoError
-	var pan *panicError
-	switch {
-	case errors.As(reason, &pe):
-		s.p.protocolErrors.Add(1)
-		e.ErrorMessage = pe.Error()
-		s.log.Warn("proxy: session closed", "reason", pe.Error())
-	case errors.As(reason, &pan), errors.Is(reason, errShutdown):
-		e.ErrorMessage = reason.Error()
-		s.log.Info("proxy: session closed", "reason", reason.Error())
-	case s.serverErr != nil:
-		e.ExitCode, e.ErrorMessage = strconv.Itoa(int(s.serverErr.Code)), s.serverErr.Message
-		s.log.Debug("proxy: session ended by the server", "code", s.serverErr.Code, "message", s.serverErr.Message)
-	case errors.Is(reason, errClientQuit):
-		// A clean logout: no errorMessage, as DAS records it.
-		s.log.Debug("proxy: session ended", "reason", reason)
-	case errors.Is(reason, errClientClosed):
-		e.ErrorMessage = msgClientClosed
-		s.log.Debug("proxy: session ended", "reason", msgClientClosed)
-	case errors.Is(reason, errServerClosed):
-		e.ErrorMessage = msgServerClosed
-		s.log.Info("proxy: session closed", "reason", msgServerClosed)
-	case errors.As(reason, &ce):
-		e.ErrorMessage = ce.disconnectMessage()
-		s.log.Info("proxy: session closed", "reason", e.ErrorMessage, "err", reason)
-	case reason != nil:
-		e.ErrorMessage = reason.Error()
-		if !strings.HasPrefix(e.ErrorMessage, "das: ") {
-			e.ErrorMessage = "das: " + e.ErrorMessage
-		}
-		s.log.Info("proxy: session closed", "reason", e.ErrorMessage)
-	default:
-		s.log.Debug("proxy: session ended")
+	if exitCode != "" {
+		e.ExitCode = exitCode
 	}
+	e.ErrorMessage = msg
 	s.submit(e)
 	s.p.bytesClient.Add(s.clientBytes)
 	s.p.bytesServer.Add(s.serverBytes)
+}
+
+// endReason is the DISCONNECT's exitCode ("" keeps the default) and
+// errorMessage for a session that reason ended, and logs it.
+func (s *session) endReason(reason error) (exitCode, msg string) {
+	var pe *protoError
+	var pan *panicError
+	var ce *connError
+	switch {
+	case errors.As(reason, &pe):
+		s.p.protocolErrors.Add(1)
+		s.log.Warn("proxy: session closed", "reason", pe.Error())
+		return "", pe.Error()
+	case errors.As(reason, &pan), errors.Is(reason, errShutdown):
+		s.log.Info("proxy: session closed", "reason", reason.Error())
+		return "", reason.Error()
+	case s.serverErr != nil:
+		s.log.Debug("proxy: session ended by the server", "code", s.serverErr.Code, "message", s.serverErr.Message)
+		return strconv.Itoa(int(s.serverErr.Code)), s.serverErr.Message
+	case errors.Is(reason, errClientQuit):
+		// A clean logout: no errorMessage, as DAS records it.
+		s.log.Debug("proxy: session ended", "reason", reason)
+		return "", ""
+	case errors.Is(reason, errClientClosed):
+		s.log.Debug("proxy: session ended", "reason", msgClientClosed)
+		return "", msgClientClosed
+	case errors.Is(reason, errServerClosed):
+		s.log.Info("proxy: session closed", "reason", msgServerClosed)
+		return "", msgServerClosed
+	case errors.As(reason, &ce):
+		msg = ce.disconnectMessage()
+		s.log.Info("proxy: session closed", "reason", msg, "err", reason)
+		return "", msg
+	case reason != nil:
+		msg = reason.Error()
+		if !strings.HasPrefix(msg, "das: ") {
+			msg = "das: " + msg
+		}
+		s.log.Info("proxy: session closed", "reason", msg)
+		return "", msg
+	}
+	s.log.Debug("proxy: session ended")
+	return "", ""
 }
 
 // newEvent makes an event of this session. Callers hold s.mu after login.
