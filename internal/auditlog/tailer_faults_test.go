@@ -44,15 +44,22 @@ func bufferLogger(b *lockedBuffer) *slog.Logger {
 // parts (the text handler quotes a message with spaces, not its path).
 func logHas(t *testing.T, logs *lockedBuffer, level string, parts ...string) {
 	t.Helper()
+	if !logFind(logs, level, parts...) {
+		t.Errorf("no %s log line with %q in:\n%s", level, parts, logs.String())
+	}
+}
+
+// logFind reports whether logs has a line at level holding every part.
+func logFind(logs *lockedBuffer, level string, parts ...string) bool {
 	for _, l := range strings.Split(logs.String(), "\n") {
 		if !strings.Contains(l, "level="+level+" ") {
 			continue
 		}
 		if !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(l, p) }) {
-			return
+			return true
 		}
 	}
-	t.Errorf("no %s log line with %q in:\n%s", level, parts, logs.String())
+	return false
 }
 
 // warningEvents returns the DAS_WARNING events of a kind.
@@ -403,7 +410,8 @@ func TestCheckpointFailureRecovers(t *testing.T) {
 		cp, ok, _ := loadCheckpoint(r.tl.cpFile)
 		return ok && cp.Offset == at.Offset && cp.Inode == at.Inode
 	})
-	logHas(t, logs, "INFO", "checkpoint saved again")
+	// The tailer logs the recovery just after the checkpoint's rename.
+	waitFor(t, "the recovery's INFO log line", func() bool { return logFind(logs, "INFO", "checkpoint saved again") })
 	r.tl.crash = true // no final checkpoint: the one written after the outage counts
 	r.stop(t)
 
