@@ -35,7 +35,8 @@
 //     "das: the client connection failed: <error>" (or the server's) for
 //     another socket error, and das's shutdown or internal error.
 //     Statements still waiting for their answer then are recorded with
-//     exitCode "2013" (lost connection).
+//     exitCode "2013" (lost connection) and that reason in their
+//     errorMessage.
 //
 // sessionId is the server's connection id, so events match the server's own
 // logs. The database of later events follows COM_INIT_DB, a successful
