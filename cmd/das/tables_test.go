@@ -40,6 +40,11 @@ func TestServeTablesMatchServerAudit(t *testing.T) {
 		"UPDATE tx_a SET v = v + 1 WHERE id = 3",
 		"DELETE FROM tx_a WHERE id = 3",
 		"REPLACE INTO tx_a VALUES (3, 33)",
+		// MariaDB syntax the grammar lacks: the proxy scans these.
+		"SELECT HIGH_PRIORITY v FROM tx_a WHERE id = 1",
+		"INSERT INTO tx_a VALUES (4, 40) RETURNING id",
+		"DELETE FROM tx_a WHERE id IN (SELECT id FROM tx_other.tx_b) AND id > 3 RETURNING v",
+		"SELECT 1 /*!50000 , v FROM tx_other.tx_b */",
 		"INSERT INTO tx_a VALUES (1, 1)",                  // fails: duplicate key
 		"SELECT nope FROM tx_a",                           // fails: unknown column
 		"SELECT * FROM tx_missing",                        // fails: no such table
@@ -78,6 +83,11 @@ func TestServeTablesMatchServerAudit(t *testing.T) {
 		t.Fatalf("consume: %s", r.stderr)
 	}
 	type stmt struct{ session, id string }
+	scanned := map[string]bool{
+		"SELECT HIGH_PRIORITY v FROM tx_a WHERE id = 1":                                      true,
+		"INSERT INTO tx_a VALUES (4, 40) RETURNING id":                                       true,
+		"DELETE FROM tx_a WHERE id IN (SELECT id FROM tx_other.tx_b) AND id > 3 RETURNING v": true,
+	}
 	tablesOf := map[string]map[stmt][]event.Event{} // source -> statement -> AUX events
 	mains := map[string]map[string]stmt{}           // source -> text -> statement
 	for _, e := range consumed(t, r.stdout) {
@@ -111,6 +121,11 @@ func TestServeTablesMatchServerAudit(t *testing.T) {
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("%q:\n  proxy        %q\n  server_audit %q", sql, got, want)
+		}
+		for _, e := range tablesOf["proxy"][p] {
+			if e.Extra.Has("dasTablesScanned") != scanned[sql] {
+				t.Errorf("%q: AUX %s %s marked scanned %v, want %v", sql, e.Command, e.ObjectName, !scanned[sql], scanned[sql])
+			}
 		}
 	}
 	if r := das(t, nil, "verify", "--from", data); r.code != 0 {

@@ -452,21 +452,21 @@ func (s *session) submitStatement(main event.Event, aux []event.Event) {
 
 // tablesOf returns an AUX event for each table the statement of main reads,
 // writes, creates, alters, drops or renames, as server_audit's TABLE events
-// and Aurora's AUX records name them, in a slice the session reuses.
+// and Aurora's AUX records name them, in a slice the session reuses. A
+// statement the grammar does not parse has the tables tables.Scan finds,
+// its AUX events marked dasTablesScanned.
 func (s *session) tablesOf(main *event.Event, text string) []event.Event {
-	acc, ok := s.memoTables(text)
+	m, ok := s.memoTables(text)
 	if !ok {
-		var err error
-		if acc, err = s.p.tables.Of(text); err != nil {
-			acc = nil // recorded without its tables: the statement's event has the text
-		}
+		m.text = text
+		m.acc, m.scanned = s.p.tables.Of(text)
 		if len(text) <= 4<<10 {
-			s.tablesMemo[s.tablesNext] = tablesMemo{text: text, acc: acc}
+			s.tablesMemo[s.tablesNext] = m
 			s.tablesNext = (s.tablesNext + 1) % len(s.tablesMemo)
 		}
 	}
 	s.aux = s.aux[:0]
-	for _, a := range acc {
+	for _, a := range m.acc {
 		e := *main
 		e.Class = event.ClassAux
 		e.SubstatementID = 2
@@ -484,18 +484,24 @@ func (s *session) tablesOf(main *event.Event, text string) []event.Event {
 			e.CommandText = a.Table + "|" + to
 			e.ObjectName += "," + to
 		}
+		if m.scanned {
+			e.Extra = sourceProxyScanned
+			if main.Extra.Has("dasTruncated") {
+				e.Extra = sourceProxyCutScanned
+			}
+		}
 		s.aux = append(s.aux, e)
 	}
 	return s.aux
 }
 
-func (s *session) memoTables(text string) ([]tables.Access, bool) {
+func (s *session) memoTables(text string) (tablesMemo, bool) {
 	for i := range s.tablesMemo {
 		if m := &s.tablesMemo[i]; len(m.text) == len(text) && m.text == text && text != "" {
-			return m.acc, true
+			return *m, true
 		}
 	}
-	return nil, false
+	return tablesMemo{}, false
 }
 
 // objectName is qualify(db, table), remembered for the session's database.
@@ -682,6 +688,14 @@ var sourceProxy = event.Fields{{Key: "dasSource", Value: json.RawMessage(`"proxy
 // (max_command_text, the long-data limit), with the key the audit-log
 // tailer uses for a query server_audit cut.
 var sourceProxyCut = event.Fields{{Key: "dasSource", Value: json.RawMessage(`"proxy"`)}, {Key: "dasTruncated", Value: json.RawMessage(`true`)}}
+
+// sourceProxyScanned tags an AUX event whose table tables.Scan found in a
+// statement the grammar does not parse: a name in a table's place, which
+// may be an alias the scan did not recognise, but no table is left out.
+var (
+	sourceProxyScanned    = event.Fields{{Key: "dasSource", Value: json.RawMessage(`"proxy"`)}, {Key: "dasTablesScanned", Value: json.RawMessage(`true`)}}
+	sourceProxyCutScanned = event.Fields{{Key: "dasSource", Value: json.RawMessage(`"proxy"`)}, {Key: "dasTruncated", Value: json.RawMessage(`true`)}, {Key: "dasTablesScanned", Value: json.RawMessage(`true`)}}
+)
 
 func (s *session) failedConnect(code uint16, msg string, r *mysql.HandshakeResponse) event.Event {
 	e := s.newEvent(event.CommandFailedConnect, s.start, s.p.now())

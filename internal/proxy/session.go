@@ -186,8 +186,9 @@ type session struct {
 }
 
 type tablesMemo struct {
-	text string
-	acc  []tables.Access
+	text    string
+	acc     []tables.Access
+	scanned bool // found by tables.Scan: the grammar did not parse the text
 }
 
 // cmdRec is what the proxy remembers of a command awaiting its answer.

@@ -17,8 +17,8 @@ type Cache struct {
 }
 
 type entry struct {
-	acc []Access
-	ok  bool // parsed
+	acc  []Access
+	scan bool // the shape does not parse, nor did the text first seen with it
 }
 
 // maxShape is the longest shape kept: longer statements (bulk inserts)
@@ -26,8 +26,8 @@ type entry struct {
 const maxShape = 4 << 10
 
 // MaxParse is the longest statement parsed at all. Parsing costs about a
-// microsecond per 100 bytes on the session's thread; a statement longer
-// than this is recorded without its tables.
+// microsecond per 100 bytes on the session's thread; a longer statement
+// is scanned (Scan, ~2 ns a byte) instead.
 const MaxParse = 256 << 10
 
 // NewCache returns a cache of at most entries shapes; when full it starts
@@ -36,25 +36,30 @@ func NewCache(entries int) *Cache {
 	return &Cache{m: make(map[string]entry), max: max(entries, 1)}
 }
 
-// Of is the package's Of, through the cache. The returned slice is shared:
-// callers must not modify it.
-func (c *Cache) Of(sql string) ([]Access, error) {
+// Of returns the tables sql touches: the package's Of through the cache,
+// and Scan's answer for a statement the grammar does not parse or one
+// over MaxParse, with scanned true. The returned slice is shared: callers
+// must not modify it.
+func (c *Cache) Of(sql string) (acc []Access, scanned bool) {
 	if len(sql) > MaxParse {
-		return nil, errTooLong
+		return Scan(sql), true
 	}
 	if len(sql) > 4*maxShape {
 		// Its shape would rarely be short enough to keep: parse it without
 		// scanning it under the lock the sessions share.
-		return Of(sql)
+		if acc, err := Of(sql); err == nil {
+			return acc, false
+		}
+		return Scan(sql), true
 	}
 	c.mu.Lock()
 	c.scratch = shape(c.scratch[:0], sql)
 	if e, ok := c.m[string(c.scratch)]; ok {
 		c.mu.Unlock()
-		if !e.ok {
-			return nil, errUnparsable
+		if e.scan {
+			return Scan(sql), true
 		}
-		return e.acc, nil
+		return e.acc, false
 	}
 	var key string
 	if len(c.scratch) <= maxShape {
@@ -64,34 +69,39 @@ func (c *Cache) Of(sql string) ([]Access, error) {
 
 	// The shape parses to the same tables as the text: placeholders stand
 	// only where literals were. Where a literal is required (VARCHAR(10)),
-	// the shape does not parse, and the text itself is parsed.
-	var acc []Access
+	// the shape does not parse, and the text itself is parsed; its tables
+	// are then not kept for the shape, which stands for other texts too.
 	var err error = errUnparsable
 	if key != "" {
 		acc, err = Of(key)
 	}
+	shapeParsed := err == nil
 	if err != nil {
 		acc, err = Of(sql)
 	}
-	if key != "" {
+	if scanned = err != nil; scanned {
+		acc = Scan(sql)
+	}
+	if key != "" && (shapeParsed || scanned) {
+		e := entry{acc: acc, scan: scanned}
+		if scanned {
+			e.acc = nil // each text is scanned: Scan is cheaper than a parse
+		}
 		c.mu.Lock()
 		if len(c.m) >= c.max {
 			clear(c.m)
 		}
-		c.m[key] = entry{acc: acc, ok: err == nil}
+		c.m[key] = e
 		c.mu.Unlock()
 	}
-	return acc, err
+	return acc, scanned
 }
 
 type parseError string
 
 func (e parseError) Error() string { return string(e) }
 
-const (
-	errTooLong    = parseError("tables: statement too long to parse")
-	errUnparsable = parseError("tables: statement does not parse")
-)
+const errUnparsable = parseError("tables: statement does not parse")
 
 // shape appends sql to dst with each single-quoted string and each number
 // replaced by '?'. Identifiers (also backquoted ones), double-quoted text
@@ -147,7 +157,13 @@ func shape(dst []byte, sql string) []byte {
 			for j < len(sql) && (identByte(sql[j]) || sql[j] == '.') {
 				j++
 			}
-			dst = append(dst, '?')
+			if numeric(sql[i:j]) {
+				dst = append(dst, '?')
+			} else {
+				// A name that begins with a digit (2024_orders): kept, or
+				// every such table would share one shape and its tables.
+				dst = append(dst, sql[i:j]...)
+			}
 			i = j
 		case identByte(c):
 			// A whole word, so that digits inside it stay.
@@ -163,6 +179,38 @@ func shape(dst []byte, sql string) []byte {
 		}
 	}
 	return dst
+}
+
+// numeric reports whether w, a run of word characters and dots that begins
+// with a digit, is a number: 12, 1.5, 1e3, 1.5E (its exponent's sign and
+// digits follow), 0x1F, 0b101. Anything else there is a name.
+func numeric(w string) bool {
+	if len(w) > 2 && w[0] == '0' && (w[1] == 'x' || w[1] == 'X' || w[1] == 'b' || w[1] == 'B') {
+		for i := 2; i < len(w); i++ {
+			c := w[i]
+			hex := c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+			if w[1] == 'b' || w[1] == 'B' {
+				hex = c == '0' || c == '1'
+			}
+			if !hex {
+				return false
+			}
+		}
+		return true
+	}
+	dot, exp := false, false
+	for i := 0; i < len(w); i++ {
+		switch c := w[i]; {
+		case c >= '0' && c <= '9':
+		case c == '.' && !dot && !exp:
+			dot = true
+		case (c == 'e' || c == 'E') && !exp:
+			exp = true
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func identByte(c byte) bool {

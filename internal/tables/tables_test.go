@@ -6,50 +6,53 @@ import (
 	"testing"
 )
 
+// ofCases are statements the grammar parses, with the tables they touch.
+var ofCases = []struct {
+	sql  string
+	want string // "OP db.table" joined by "; ", "" for none
+}{
+	{"SELECT c FROM sbtest1 WHERE id=?", "READ sbtest1"},
+	{"SELECT 1", ""},
+	{"SELECT 1 FROM dual", ""},
+	{"select a.x from db1.t1 a join t2 on a.id=t2.id where a.y in (select y from t3)", "READ db1.t1; READ t2; READ t3"},
+	{"SELECT * FROM t1, t1 AS again", "READ t1"},
+	{"SELECT 1 UNION SELECT a FROM t5", "READ t5"},
+	{"WITH x AS (SELECT * FROM t1) SELECT * FROM x JOIN t2", "READ t1; READ t2"},
+	{"SELECT * FROM (SELECT a FROM t1) AS d", "READ t1"},
+	{"SELECT * FROM t1 FOR UPDATE", "READ t1"},
+	{"INSERT INTO t1 (a) VALUES (1), (2)", "WRITE t1"},
+	{"INSERT INTO t1 (a) SELECT b FROM db2.t2", "WRITE t1; READ db2.t2"},
+	{"REPLACE INTO t1 VALUES (1)", "WRITE t1"},
+	{"INSERT INTO t1 VALUES (1) ON DUPLICATE KEY UPDATE a = (SELECT MAX(a) FROM t3)", "WRITE t1; READ t3"},
+	{"UPDATE t1 SET a = 1 WHERE b = 2", "WRITE t1"},
+	{"UPDATE t1 SET a = (SELECT MAX(b) FROM t2)", "WRITE t1; READ t2"},
+	{"UPDATE t1 JOIN t2 ON t1.a = t2.a SET t1.b = t2.b", "WRITE t1; READ t2"},
+	{"UPDATE t1 x JOIN t2 y ON x.a = y.a SET y.b = x.b", "WRITE t2; READ t1"},
+	{"UPDATE t1 JOIN t2 ON t1.a = t2.a SET b = 1", "WRITE t1; WRITE t2"},
+	{"DELETE FROM t1 WHERE a = 1", "WRITE t1"},
+	{"DELETE FROM t1 WHERE a IN (SELECT a FROM t2)", "WRITE t1; READ t2"},
+	{"DELETE t1 FROM t1 JOIN t2 ON t1.a = t2.a", "WRITE t1; READ t2"},
+	{"LOAD DATA LOCAL INFILE 'f.csv' INTO TABLE t1", "WRITE t1"},
+	{"CREATE TABLE t9 (a int)", "CREATE t9"},
+	{"CREATE TABLE db.t9 LIKE t1", "CREATE db.t9"},
+	{"CREATE TABLE t10 AS SELECT * FROM t1", "CREATE t10; WRITE t10; READ t1"},
+	{"CREATE VIEW v AS SELECT * FROM t1", "READ t1"},
+	{"ALTER TABLE t9 ADD COLUMN b int", "ALTER t9"},
+	{"CREATE INDEX i ON t1 (a)", "ALTER t1"},
+	{"DROP TABLE t9, db.t8", "DROP t9; DROP db.t8"},
+	{"DROP TABLE IF EXISTS t9", "DROP t9"},
+	{"DROP VIEW v", ""},
+	{"RENAME TABLE a TO b, db.c TO db2.d", "RENAME a>b; RENAME db.c>db2.d"},
+	{"TRUNCATE TABLE t1", "WRITE t1"},
+	{"SET @x = (SELECT a FROM t1 LIMIT 1)", "READ t1"},
+	{"SET autocommit = 1", ""},
+	{"BEGIN", ""},
+	{"SHOW TABLES", ""},
+	{"GRANT SELECT ON db.* TO u", ""},
+}
+
 func TestOf(t *testing.T) {
-	for _, tc := range []struct {
-		sql  string
-		want string // "OP db.table" joined by "; ", "" for none
-	}{
-		{"SELECT c FROM sbtest1 WHERE id=?", "READ sbtest1"},
-		{"SELECT 1", ""},
-		{"SELECT 1 FROM dual", ""},
-		{"select a.x from db1.t1 a join t2 on a.id=t2.id where a.y in (select y from t3)", "READ db1.t1; READ t2; READ t3"},
-		{"SELECT * FROM t1, t1 AS again", "READ t1"},
-		{"SELECT 1 UNION SELECT a FROM t5", "READ t5"},
-		{"WITH x AS (SELECT * FROM t1) SELECT * FROM x JOIN t2", "READ t1; READ t2"},
-		{"SELECT * FROM (SELECT a FROM t1) AS d", "READ t1"},
-		{"SELECT * FROM t1 FOR UPDATE", "READ t1"},
-		{"INSERT INTO t1 (a) VALUES (1), (2)", "WRITE t1"},
-		{"INSERT INTO t1 (a) SELECT b FROM db2.t2", "WRITE t1; READ db2.t2"},
-		{"REPLACE INTO t1 VALUES (1)", "WRITE t1"},
-		{"INSERT INTO t1 VALUES (1) ON DUPLICATE KEY UPDATE a = (SELECT MAX(a) FROM t3)", "WRITE t1; READ t3"},
-		{"UPDATE t1 SET a = 1 WHERE b = 2", "WRITE t1"},
-		{"UPDATE t1 SET a = (SELECT MAX(b) FROM t2)", "WRITE t1; READ t2"},
-		{"UPDATE t1 JOIN t2 ON t1.a = t2.a SET t1.b = t2.b", "WRITE t1; READ t2"},
-		{"UPDATE t1 x JOIN t2 y ON x.a = y.a SET y.b = x.b", "WRITE t2; READ t1"},
-		{"UPDATE t1 JOIN t2 ON t1.a = t2.a SET b = 1", "WRITE t1; WRITE t2"},
-		{"DELETE FROM t1 WHERE a = 1", "WRITE t1"},
-		{"DELETE FROM t1 WHERE a IN (SELECT a FROM t2)", "WRITE t1; READ t2"},
-		{"DELETE t1 FROM t1 JOIN t2 ON t1.a = t2.a", "WRITE t1; READ t2"},
-		{"LOAD DATA LOCAL INFILE 'f.csv' INTO TABLE t1", "WRITE t1"},
-		{"CREATE TABLE t9 (a int)", "CREATE t9"},
-		{"CREATE TABLE db.t9 LIKE t1", "CREATE db.t9"},
-		{"CREATE TABLE t10 AS SELECT * FROM t1", "CREATE t10; WRITE t10; READ t1"},
-		{"CREATE VIEW v AS SELECT * FROM t1", "READ t1"},
-		{"ALTER TABLE t9 ADD COLUMN b int", "ALTER t9"},
-		{"CREATE INDEX i ON t1 (a)", "ALTER t1"},
-		{"DROP TABLE t9, db.t8", "DROP t9; DROP db.t8"},
-		{"DROP TABLE IF EXISTS t9", "DROP t9"},
-		{"DROP VIEW v", ""},
-		{"RENAME TABLE a TO b, db.c TO db2.d", "RENAME a>b; RENAME db.c>db2.d"},
-		{"TRUNCATE TABLE t1", "WRITE t1"},
-		{"SET @x = (SELECT a FROM t1 LIMIT 1)", "READ t1"},
-		{"SET autocommit = 1", ""},
-		{"BEGIN", ""},
-		{"SHOW TABLES", ""},
-		{"GRANT SELECT ON db.* TO u", ""},
-	} {
+	for _, tc := range ofCases {
 		t.Run(tc.sql, func(t *testing.T) {
 			got, err := Of(tc.sql)
 			if err != nil {
