@@ -26,6 +26,9 @@
 #   KEEP=1             keep the work directory (logs) after the run
 #   ONLY=              targets to run, e.g. "das" for the 5-minute memory run
 #                      (BENCH_TIME=300 ROUNDS=1 ONLY=das WORKLOADS=oltp_read_only)
+#   PROXY_CPUS=        CPUs (taskset list, e.g. "1") for haproxy, das and dasB;
+#                      MariaDB, sysbench and kfake then run on LOAD_CPUS (default:
+#                      every other CPU). Empty: everything shares every CPU
 set -euo pipefail
 
 BENCH_TIME=${BENCH_TIME:-20}
@@ -38,6 +41,9 @@ WORKLOADS=${WORKLOADS:-"oltp_point_select oltp_read_only"}
 BASE_PORT=${BASE_PORT:-23306}
 DAS_CMD=${DAS_CMD:-}
 KEEP=${KEEP:-}
+
+PROXY_CPUS=${PROXY_CPUS:-}
+LOAD_CPUS=${LOAD_CPUS:-}
 
 HOST=127.0.0.1
 DB_PORT=$BASE_PORT
@@ -55,6 +61,30 @@ for tool in mariadbd mariadb-install-db mariadb sysbench haproxy; do
 		die "$tool not found; run scripts/install-test-deps.sh"
 done
 MARIADBD=$(command -v mariadbd || echo /usr/sbin/mariadbd)
+
+# With PROXY_CPUS the proxies get cores of their own, as a proxy on its own
+# host or with a reserved core would: the legs then compare what each proxy
+# adds to a query, not how much CPU it takes from the database and client.
+PROXY_PIN=()
+LOAD_PIN=()
+if [ -n "$PROXY_CPUS" ]; then
+	if [ -z "$LOAD_CPUS" ]; then
+		LOAD_CPUS=$(python3 -c '
+import os, sys
+def parse(s):
+    out = set()
+    for part in s.split(","):
+        a, _, b = part.partition("-")
+        out.update(range(int(a), int(b or a) + 1))
+    return out
+rest = sorted(set(os.sched_getaffinity(0)) - parse(sys.argv[1]))
+print(",".join(map(str, rest)))' "$PROXY_CPUS") || die "PROXY_CPUS=$PROXY_CPUS: not a CPU list (e.g. 1 or 2-3)"
+		[ -n "$LOAD_CPUS" ] || die "PROXY_CPUS=$PROXY_CPUS leaves no CPU for MariaDB and sysbench; set LOAD_CPUS"
+	fi
+	PROXY_PIN=(taskset -c "$PROXY_CPUS")
+	LOAD_PIN=(taskset -c "$LOAD_CPUS")
+	log "CPUs: proxies on $PROXY_CPUS; MariaDB, sysbench and kfake on $LOAD_CPUS"
+fi
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
 port_busy() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
@@ -136,7 +166,7 @@ mariadb-install-db --no-defaults --datadir="$WORK/data" --auth-root-authenticati
 	--skip-test-db --skip-name-resolve --extra-file="$WORK/setup.sql" "${AS_ROOT[@]}" "${DB_OPTS[@]}" \
 	>"$WORK/install.log" 2>&1 || { cat "$WORK/install.log" >&2; die "mariadb-install-db failed"; }
 
-"$MARIADBD" --no-defaults "${AS_ROOT[@]}" --datadir="$WORK/data" --port="$DB_PORT" \
+"${LOAD_PIN[@]}" "$MARIADBD" --no-defaults "${AS_ROOT[@]}" --datadir="$WORK/data" --port="$DB_PORT" \
 	--bind-address=$HOST --skip-name-resolve --socket="$WORK/mariadbd.sock" \
 	--pid-file="$WORK/mariadbd.pid" --log-error="$WORK/mariadbd.err" "${DB_OPTS[@]}" \
 	>>"$WORK/mariadbd.err" 2>&1 &
@@ -160,7 +190,7 @@ frontend mysql
 backend mariadb
 	server db $HOST:$DB_PORT
 EOF
-"$HAPROXY" -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
+"${PROXY_PIN[@]}" "$HAPROXY" -db -f "$WORK/haproxy.cfg" >"$WORK/haproxy.log" 2>&1 &
 PIDS+=($!)
 HAPROXY_PID=$!
 wait_port "$HAPROXY_PORT" haproxy "$HAPROXY_PID"
@@ -180,7 +210,7 @@ if [ -z "$DAS_CMD" ]; then
 	if [ "${DAS_SINK:-local}" = kafka ]; then
 		(cd "$(dirname "$0")/.." && go build -o "$WORK/kfake" ./bench/kfake) || die "go build kfake failed"
 		mkfifo "$WORK/kfake.in"
-		"$WORK/kfake" <"$WORK/kfake.in" >"$WORK/kfake.addr" 2>&1 &
+		"${LOAD_PIN[@]}" "$WORK/kfake" <"$WORK/kfake.in" >"$WORK/kfake.addr" 2>&1 &
 		PIDS+=($!)
 		exec 7>"$WORK/kfake.in" # kfake runs while this stays open
 		for _ in $(seq 50); do [ -s "$WORK/kfake.addr" ] && break; sleep 0.1; done
@@ -193,7 +223,7 @@ if [ -z "$DAS_CMD" ]; then
 		DAS_B_PORT=$((BASE_PORT + 3))
 		port_busy "$DAS_B_PORT" && die "port $DAS_B_PORT on $HOST is in use; set BASE_PORT"
 		mkdir -p "$WORK/das-data-b"
-		"${DAS_B_BIN:-$WORK/das}" serve --listen "$HOST:$DAS_B_PORT" --upstream "$HOST:$DB_PORT" --data-dir "$WORK/das-data-b" \
+		"${PROXY_PIN[@]}" "${DAS_B_BIN:-$WORK/das}" serve --listen "$HOST:$DAS_B_PORT" --upstream "$HOST:$DB_PORT" --data-dir "$WORK/das-data-b" \
 			--upstream-tls off --admin-listen 127.0.0.1:0 --log-level warn ${SINK_B_ARGS:-} ${DAS_B_ARGS:-} >"$WORK/das-b.log" 2>&1 &
 		PIDS+=($!)
 		DAS_B_PID=$!
@@ -204,7 +234,7 @@ fi
 if [ "$DAS_CMD" != none ]; then
 	export DAS_LISTEN="$HOST:$DAS_PORT" DAS_UPSTREAM="$HOST:$DB_PORT" DAS_DATA_DIR="$WORK/das-data"
 	mkdir -p "$DAS_DATA_DIR"
-	bash -c "exec $DAS_CMD" >"$WORK/das.log" 2>&1 &
+	"${PROXY_PIN[@]}" bash -c "exec $DAS_CMD" >"$WORK/das.log" 2>&1 &
 	PIDS+=($!)
 	DAS_PID=$!
 	wait_port "$DAS_PORT" das "$DAS_PID"
@@ -237,7 +267,7 @@ run() {
 }
 
 sb() { # workload port seconds command
-	run timeout $(($3 + 60)) sysbench "$1" --db-driver=mysql --mysql-host=$HOST --mysql-port="$2" \
+	run "${LOAD_PIN[@]}" timeout $(($3 + 60)) sysbench "$1" --db-driver=mysql --mysql-host=$HOST --mysql-port="$2" \
 		--mysql-user=$SB_USER --mysql-password=$SB_PASS --mysql-db=$SB_DB \
 		--tables="$TABLES" --table-size="$TABLE_SIZE" --threads="$THREADS" \
 		--time="$3" --events=0 --percentile=95 --report-interval=0 "$4"
