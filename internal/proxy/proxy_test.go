@@ -253,6 +253,29 @@ func TestMariaDB(t *testing.T) {
 				t.Errorf("%s: dasSource %s", tc.name, e.Extra.Get("dasSource"))
 			}
 		}
+
+		// Padding a statement past the limit does not hide the tables it
+		// names after the cut: they are found in the whole text.
+		if _, err := db.Exec("CREATE TABLE IF NOT EXISTS cut_tables (a INT)"); err != nil {
+			t.Fatal(err)
+		}
+		padded := "SELECT 1 /* " + strings.Repeat("p", 2000) + " */, (SELECT COUNT(*) FROM cut_tables) AS n"
+		var one, n int
+		if err := db.QueryRow(padded).Scan(&one, &n); err != nil {
+			t.Fatal(err)
+		}
+		main := sink.wait(t, "padded", func(e event.Event) bool {
+			return e.SessionID == id && e.Class == event.ClassMain && e.CommandText == cutText(padded, 1024)
+		})
+		var aux []string
+		for _, e := range sink.all() {
+			if e.SessionID == id && e.StatementID == main.StatementID && e.Class == event.ClassAux {
+				aux = append(aux, e.Command+" "+e.ObjectName)
+			}
+		}
+		if want := []string{"READ " + testenv.TestDatabase + ".cut_tables"}; !reflect.DeepEqual(aux, want) {
+			t.Errorf("padded statement: AUX %q, want %q", aux, want)
+		}
 	})
 
 	t.Run("TextProtocol", func(t *testing.T) {

@@ -105,14 +105,14 @@ func (s *session) clientPacket(payload []byte, seq uint8) error {
 	rec := cmdRec{code: cmd.Code, start: now}
 	switch cmd.Code {
 	case mysql.ComQuery:
-		rec.text = rec.cutText(string(cmd.Query), s.p.o.MaxCommandText)
+		rec.setText(string(cmd.Query), s.p.o.MaxCommandText)
 	case mysql.ComStmtPrepare:
-		rec.text = rec.cutText(string(cmd.Query), s.p.o.MaxCommandText)
+		rec.setText(string(cmd.Query), s.p.o.MaxCommandText)
 		s.lastPrepare = rec.text
 	case mysql.ComStmtExecute:
 		rec.stmtID = cmd.StmtID
 		if cmd.Stmt != nil {
-			rec.text = rec.cutText(cmd.Stmt.Query, s.p.o.MaxCommandText)
+			rec.setText(cmd.Stmt.Query, s.p.o.MaxCommandText)
 			rec.stmtID = cmd.Stmt.ID
 		} else if cmd.StmtID == 0xffffffff {
 			// MariaDB's pipelined prepare+execute (statement id -1):
@@ -126,7 +126,7 @@ func (s *session) clientPacket(payload []byte, seq uint8) error {
 	case mysql.ComStmtBulkExecute:
 		// MariaDB's array binding: one event for the batch, without values.
 		if cmd.Stmt != nil {
-			rec.text = rec.cutText(cmd.Stmt.Query, s.p.o.MaxCommandText)
+			rec.setText(cmd.Stmt.Query, s.p.o.MaxCommandText)
 		}
 	case mysql.ComStmtReset:
 		s.closeCursor(cmd.StmtID, now)
@@ -165,6 +165,17 @@ func (rec *cmdRec) paramStrings(ps []mysql.Param, max int) []string {
 		}
 	}
 	return out
+}
+
+// setText sets the statement's text for its event, cut to max bytes; when
+// cut, the whole text stays in full until the statement's outcome, so that
+// its tables are found in all of it: padding a statement past the limit
+// must not hide the tables named after it.
+func (rec *cmdRec) setText(text string, max int) {
+	rec.text = rec.cutText(text, max)
+	if len(rec.text) < len(text) {
+		rec.full = text
+	}
 }
 
 // cutText is cutText, remembering that the statement's event holds less
@@ -301,7 +312,7 @@ func (s *session) outcome(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) {
 			return
 		}
 		if !ev.More && len(rec.results) == 0 {
-			s.emitStatement(r, rec.text)
+			s.emitStatement(r, rec.text, rec.full)
 			return
 		}
 		rec.results = append(rec.results, r)
@@ -310,7 +321,7 @@ func (s *session) outcome(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) {
 		}
 	case mysql.ComStmtPrepare:
 		if ev.Kind == mysql.EventError {
-			s.emitStatement(s.result(rec, ev, now), rec.text)
+			s.emitStatement(s.result(rec, ev, now), rec.text, rec.full)
 		}
 	case mysql.ComStmtFetch:
 		c := s.cursors[rec.stmtID]
@@ -338,7 +349,7 @@ func (s *session) outcome(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) {
 		r.ev.StatementID = s.stmtSeq
 		s.submit(r.ev)
 	case mysql.ComCreateDB, mysql.ComDropDB, mysql.ComProcessKill:
-		s.emitStatement(s.result(rec, ev, now), rec.text)
+		s.emitStatement(s.result(rec, ev, now), rec.text, "")
 	case mysql.ComChangeUser:
 		cu := rec.cu
 		if cu == nil {
@@ -381,8 +392,9 @@ func (s *session) result(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) stmt
 }
 
 // emitStatement stamps a statement's event with its text, database and
-// statement id, submits it, and follows a database change it made.
-func (s *session) emitStatement(r stmtResult, text string) {
+// statement id, submits it, and follows a database change it made. full,
+// when not "", is the statement's whole text, of which text is the start.
+func (s *session) emitStatement(r stmtResult, text, full string) {
 	e := r.ev
 	e.CommandText = text
 	e.DatabaseName = s.db
@@ -398,7 +410,7 @@ func (s *session) emitStatement(r stmtResult, text string) {
 	s.stmtSeq++
 	e.StatementID = s.stmtSeq
 	if r.ok || tablesOpened(e.ExitCode) {
-		s.submitStatement(e, s.tablesOf(&e, text))
+		s.submitStatement(e, s.tablesOf(&e, cmp.Or(full, text)))
 		return
 	}
 	s.submit(e)
@@ -535,11 +547,16 @@ func (s *session) emitResults(rec *cmdRec) {
 	n := len(rec.results)
 	split := len(parts) == n || len(parts) > n && !rec.results[n-1].ok
 	for i, r := range rec.results {
-		text := rec.text
+		text, full := rec.text, rec.full
 		if split {
-			text = parts[i]
+			text, full = parts[i], ""
+			if i == len(parts)-1 && rec.full != "" {
+				// The part the cut fell in: its tables are in the rest
+				// of the whole text.
+				full = rec.full[strings.LastIndex(rec.text, text):]
+			}
 		}
-		s.emitStatement(r, text)
+		s.emitStatement(r, text, full)
 	}
 	rec.results = nil
 }

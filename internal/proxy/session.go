@@ -202,6 +202,7 @@ type cmdRec struct {
 	cu      *mysql.ChangeUser
 	results []stmtResult // outcomes of a multi-result command, until the last
 	cut     bool         // the text or a bound value was cut for the event
+	full    string       // the whole text, when text was cut
 }
 
 type stmtResult struct {

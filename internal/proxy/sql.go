@@ -155,5 +155,7 @@ func cutText(s string, max int) string {
 	for i > 0 && !utf8.RuneStart(s[i]) {
 		i--
 	}
-	return s[:i]
+	// A copy: the event, queued until sealed, must not hold the whole
+	// text (up to the packet limit) through a substring.
+	return strings.Clone(s[:i])
 }
