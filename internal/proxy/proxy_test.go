@@ -67,7 +67,7 @@ func TestMariaDB(t *testing.T) {
 			}
 			_, addr := startProxyWith(t, Options{Upstream: srv.Addr()}, s)
 			db := openDB(t, config("root", srv.RootPassword(), addr, testenv.TestDatabase))
-			mustExec(t, db, "DROP TABLE IF EXISTS t_aux1, t_aux3, db2.t_aux2")
+			mustExec(t, db, "DROP TABLE IF EXISTS t_aux1, t_aux3, db2.t_aux2, db2.t_aux4")
 			db.SetMaxOpenConns(1)
 			id := connectionID(t, db)
 			steps := []struct {
@@ -86,6 +86,13 @@ func TestMariaDB(t *testing.T) {
 				{sql: "RENAME TABLE t_aux1 TO t_aux3", want: []string{"RENAME dastest.t_aux1,dastest.t_aux3 dastest t_aux1|dastest.t_aux3"}},
 				{sql: "DROP TABLE t_aux3, db2.t_aux2", want: []string{"DROP dastest.t_aux3 dastest t_aux3", "DROP db2.t_aux2 db2 t_aux2"}},
 				{sql: "SELECT 1"},
+				// The session's database follows a USE however it is
+				// written: the server runs an executable comment's SQL.
+				{sql: "/*!50000 USE db2 */"},
+				{sql: "CREATE TABLE t_aux4 (id INT)", want: []string{"CREATE db2.t_aux4 db2 t_aux4"}},
+				{sql: "USE/**/dastest"},
+				{sql: "DROP TABLE db2.t_aux4", want: []string{"DROP db2.t_aux4 db2 t_aux4"}},
+				{sql: "SELECT HIGH_PRIORITY 1 FROM t_aux5"}, // fails: no such table, so no AUX event
 			}
 			for _, st := range steps {
 				rows, err := db.Query(st.sql, st.args...)

@@ -91,7 +91,7 @@ func skipSpaceAndComments(q string) string {
 		switch {
 		case strings.HasPrefix(q, "#"), strings.HasPrefix(q, "-- "), strings.HasPrefix(q, "--\t"), strings.HasPrefix(q, "--\n"):
 			q = q[skipLine(q, 0):]
-		case strings.HasPrefix(q, "/*") && !strings.HasPrefix(q, "/*!"):
+		case strings.HasPrefix(q, "/*") && !strings.HasPrefix(q, "/*!") && !strings.HasPrefix(q, "/*M!"):
 			end := strings.Index(q[2:], "*/")
 			if end < 0 {
 				return ""
@@ -106,12 +106,22 @@ func skipSpaceAndComments(q string) string {
 // useTarget recognises "USE db" (db bare or `quoted`) and returns db.
 func useTarget(q string) (string, bool) {
 	q = skipSpaceAndComments(q)
+	if strings.HasPrefix(q, "/*!") || strings.HasPrefix(q, "/*M!") {
+		// /*!50000 USE db */: the server runs an executable comment's
+		// SQL, so the database changes as with a plain USE.
+		body := q[strings.IndexByte(q, '!')+1:]
+		body = strings.TrimLeft(body, "0123456789")
+		if end := strings.Index(body, "*/"); end >= 0 {
+			body = body[:end] + " " + body[end+2:]
+		}
+		q = skipSpaceAndComments(body)
+	}
 	if len(q) < 4 || !strings.EqualFold(q[:3], "use") {
 		return "", false
 	}
 	rest := q[3:]
-	if rest[0] != '`' && !isSpace(rest[0]) {
-		return "", false
+	if c := rest[0]; c == '_' || c == '$' || c >= 0x80 || c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'z' {
+		return "", false // USER..., a word that begins with "use"
 	}
 	rest = skipSpaceAndComments(rest)
 	var db string
