@@ -350,6 +350,10 @@ func (s *session) outcome(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) {
 		s.submit(r.ev)
 	case mysql.ComCreateDB, mysql.ComDropDB, mysql.ComProcessKill:
 		s.emitStatement(s.result(rec, ev, now), rec.text, "")
+	case mysql.ComResetConnection:
+		if ev.Kind == mysql.EventOK {
+			s.prepared = nil
+		}
 	case mysql.ComChangeUser:
 		cu := rec.cu
 		if cu == nil {
@@ -358,6 +362,7 @@ func (s *session) outcome(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) {
 		switch ev.Kind {
 		case mysql.EventOK:
 			s.user, s.db, s.app = cu.User, cu.Database, programName(cu.Attrs)
+			s.prepared = nil // the server deallocates them
 			s.submit(s.newEvent(event.CommandConnect, rec.start, now))
 			s.log.Debug("proxy: user changed", "user", s.user)
 		case mysql.EventError:
@@ -409,11 +414,68 @@ func (s *session) emitStatement(r stmtResult, text, full string) {
 	}
 	s.stmtSeq++
 	e.StatementID = s.stmtSeq
+	tablesText := cmp.Or(full, text)
+	if maybeDynamic(text) {
+		tablesText = s.dynamicSQL(tablesText, r.ok)
+	}
 	if r.ok || tablesOpened(e.ExitCode) {
-		s.submitStatement(e, s.tablesOf(&e, cmp.Or(full, text)))
+		s.submitStatement(e, s.tablesOf(&e, tablesText))
 		return
 	}
 	s.submit(e)
+}
+
+// dynamicSQL follows the session's SQL prepared statements and returns the
+// text whose tables a statement touches: for EXECUTE, the text its PREPARE
+// gave (none when an expression gave it, which only the server
+// evaluates); for EXECUTE IMMEDIATE, its literal; else text itself.
+// Without it, PREPARE s FROM '...' and EXECUTE s would read any table
+// without an AUX event naming it.
+func (s *session) dynamicSQL(text string, ok bool) string {
+	d, dyn := tables.DynamicSQL(text)
+	if !dyn {
+		return text
+	}
+	switch d.Op {
+	case tables.Prepare:
+		if ok {
+			if s.prepared == nil {
+				s.prepared = make(map[string]string)
+			}
+			if len(s.prepared) >= maxSQLPrepared {
+				clear(s.prepared) // the server's own limit is per server; keep memory bounded
+			}
+			s.prepared[d.Name] = d.Text
+		}
+		return "" // preparing touches no table's data
+	case tables.Deallocate:
+		if ok {
+			delete(s.prepared, d.Name)
+		}
+		return ""
+	case tables.Execute:
+		return s.prepared[d.Name]
+	case tables.ExecuteImmediate:
+		return d.Text
+	}
+	return text
+}
+
+// maxSQLPrepared bounds the SQL prepared statements a session remembers.
+const maxSQLPrepared = 1024
+
+// maybeDynamic tells cheaply whether text may be dynamic SQL (PREPARE,
+// EXECUTE, DEALLOCATE or DROP PREPARE), before tables.DynamicSQL reads it.
+func maybeDynamic(text string) bool {
+	q := skipSpaceAndComments(text)
+	if q == "" {
+		return false
+	}
+	switch q[0] | 0x20 {
+	case 'p', 'e', 'd', '/':
+		return true
+	}
+	return false
 }
 
 // tablesOpened tells, for a statement that failed with code, whether the

@@ -181,6 +181,9 @@ type session struct {
 	// compares in constant time, before the proxy's shared cache (a lock
 	// and a scan of the text) is asked.
 	tablesMemo [8]tablesMemo
+	// prepared holds the texts of the session's SQL prepared statements
+	// (PREPARE name FROM '...') by name, "" when an expression gave it.
+	prepared   map[string]string
 	tablesNext int
 	aux        []event.Event // a statement's AUX events, reused
 }

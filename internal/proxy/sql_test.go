@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -85,5 +86,45 @@ func TestServerVersion(t *testing.T) {
 		if got := serverVersion(in); got != want {
 			t.Errorf("serverVersion(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestSessionDynamicSQL: EXECUTE gets the tables of the text its PREPARE
+// gave, by name (case-insensitive), until DEALLOCATE; a failed PREPARE
+// changes nothing; an expression's text is unknown.
+func TestSessionDynamicSQL(t *testing.T) {
+	s := &session{}
+	steps := []struct {
+		sql  string
+		ok   bool
+		want string
+	}{
+		{"EXECUTE s1", true, ""},
+		{"PREPARE s1 FROM 'SELECT * FROM secret'", true, ""},
+		{"execute S1", true, "SELECT * FROM secret"},
+		{"PREPARE s1 FROM 'SELECT * FROM other WHERE'", false, ""}, // the server refused it: s1 stays
+		{"EXECUTE s1 USING @a", true, "SELECT * FROM secret"},
+		{"PREPARE s1 FROM @q", true, ""},
+		{"EXECUTE s1", true, ""},
+		{"PREPARE `s 2` FROM 'DELETE FROM t2'", true, ""},
+		{"DEALLOCATE PREPARE `S 2`", true, ""},
+		{"EXECUTE `s 2`", true, ""},
+		{"EXECUTE IMMEDIATE 'TABLE secret'", true, "TABLE secret"},
+		{"SELECT 1", true, "SELECT 1"},
+	}
+	for _, st := range steps {
+		text := st.sql
+		if maybeDynamic(st.sql) {
+			text = s.dynamicSQL(st.sql, st.ok)
+		}
+		if text != st.want {
+			t.Errorf("%q: tables from %q, want %q", st.sql, text, st.want)
+		}
+	}
+	for i := range maxSQLPrepared + 10 {
+		s.dynamicSQL(fmt.Sprintf("PREPARE p%d FROM 'SELECT 1'", i), true)
+	}
+	if len(s.prepared) > maxSQLPrepared {
+		t.Errorf("%d prepared statements remembered, bound %d", len(s.prepared), maxSQLPrepared)
 	}
 }

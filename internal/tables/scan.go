@@ -498,7 +498,7 @@ const (
 	tokEOF    tokKind = iota
 	tokWord           // an unquoted word: keyword, name or number
 	tokQuoted         // a `quoted` or "quoted" name
-	tokString         // a 'string'
+	tokString         // a 'string', quotes included
 	tokPunct          // one byte of punctuation
 )
 
@@ -570,8 +570,9 @@ func (l *lexer) next() token {
 		case c == '*' && l.i+1 < len(src) && src[l.i+1] == '/':
 			l.i += 2 // the end of an executable comment
 		case c == '\'':
+			start := l.i
 			l.skipString(c)
-			return token{kind: tokString}
+			return token{kind: tokString, text: src[start:l.i], q: c}
 		case c == '`' || c == '"':
 			// A quoted name (a "string" too, unless ANSI_QUOTES: where a
 			// table belongs, the scan reads it as a name).
