@@ -52,7 +52,23 @@ func (s *scanner) next() token {
 	return s.tok
 }
 
+// run scans each statement of the text in turn: a text the proxy could
+// not split into its statements (a compound statement, a CALL among
+// others) names the tables of all of them.
 func (s *scanner) run() {
+	for {
+		s.statement()
+		if s.tok.kind == tokEOF {
+			return
+		}
+	}
+}
+
+// statement scans one statement, from the token after s.tok to the ";"
+// that ends it or the end of the text, where it leaves s.tok.
+func (s *scanner) statement() {
+	s.verb, s.depth, s.lists, s.targets = "", 0, s.lists[:0], 0
+	s.deleted, s.aliases, s.cte, s.inWith = s.deleted[:0], nil, nil, false
 	t := s.next()
 	for t.kind == tokPunct && t.text == "(" {
 		s.depth++
@@ -60,8 +76,16 @@ func (s *scanner) run() {
 	}
 	s.verb = t.upper()
 	switch s.verb {
-	case "SHOW", "GRANT", "REVOKE", "":
-		return // names there are not tables read
+	case "SHOW", "GRANT", "REVOKE":
+		// Names there are not tables read.
+		for t.kind != tokEOF && (t.kind != tokPunct || t.text != ";") {
+			t = s.next()
+		}
+		return
+	case "":
+		if t.kind == tokEOF || t.kind == tokPunct && t.text == ";" {
+			return
+		}
 	case "WITH":
 		s.cte, s.inWith = map[string]bool{}, true
 		s.next()
@@ -132,7 +156,9 @@ func (s *scanner) loop() {
 					continue
 				}
 			case ";":
-				return // the proxy splits statements; one is enough here
+				if s.depth <= 0 {
+					return // the statement's end
+				}
 			}
 		case t.kind == tokWord:
 			u := t.upper()

@@ -72,7 +72,9 @@ func TestScan(t *testing.T) {
 		{"", ""},
 		{"SELECT * FROM", ""},
 		{"SELECT 'unterminated FROM x", ""},
-		{"SELECT c FROM secret; SELECT c FROM other", "READ secret"},
+		{"SELECT c FROM secret; SELECT c FROM other", "READ secret; READ other"},
+		{"CALL p(); DELETE a FROM t1 a; SHOW TABLES FROM db; UPDATE t2 SET x = 1;; SELECT * FROM t3 s", "WRITE t1; WRITE t2; READ t3"},
+		{"BEGIN NOT ATOMIC SELECT * FROM t1; INSERT INTO t2 SELECT * FROM t1; END", "READ t1; WRITE t2"},
 	} {
 		t.Run(tc.sql, func(t *testing.T) {
 			if got := format(Scan(tc.sql)); got != tc.want {
