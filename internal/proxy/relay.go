@@ -433,7 +433,9 @@ func (s *session) emitStatement(r stmtResult, text, full string) {
 // without an AUX event naming it.
 func (s *session) dynamicSQL(text string, ok bool) string {
 	d, dyn := tables.DynamicSQL(text)
-	if !dyn {
+	if !dyn || len(splitStatements(text)) > 1 {
+		// A text of several statements the proxy could not split by
+		// its results: the tables of all of them, from the whole text.
 		return text
 	}
 	switch d.Op {

@@ -111,6 +111,7 @@ func TestSessionDynamicSQL(t *testing.T) {
 		{"EXECUTE `s 2`", true, ""},
 		{"EXECUTE IMMEDIATE 'TABLE secret'", true, "TABLE secret"},
 		{"SELECT 1", true, "SELECT 1"},
+		{"PREPARE s3 FROM 'SELECT 1'; CALL p(); SELECT * FROM secret", true, "PREPARE s3 FROM 'SELECT 1'; CALL p(); SELECT * FROM secret"},
 	}
 	for _, st := range steps {
 		text := st.sql
