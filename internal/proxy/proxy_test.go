@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -444,6 +445,51 @@ func TestMariaDB(t *testing.T) {
 		if e := sink.wait(t, "the failing statement", queryText(id, "SELECT * FROM nope")); e.ExitCode != "1146" {
 			t.Errorf("failing statement exit %s", e.ExitCode)
 		}
+
+		// A batch whose results the proxy cannot match to its statements
+		// (a CALL answers twice): each result has the whole text, with
+		// the tables of all its statements, and a USE in it holds for
+		// the statements after the batch.
+		rc := config("root", srv.RootPassword(), addr, testenv.TestDatabase)
+		rc.MultiStatements = true
+		root := openDB(t, rc)
+		root.SetMaxOpenConns(1)
+		rid := connectionID(t, root)
+		mustExec(t, root, "CREATE OR REPLACE PROCEDURE p_multi() SELECT 1")
+		mustExec(t, root, "CREATE OR REPLACE TABLE db2.t_mdb (id INT)")
+		batch := "CALL p_multi(); USE db2; SELECT * FROM t_mdb"
+		rs, err = root.Query(batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			scanAll(t, rs)
+			if !rs.NextResultSet() {
+				break
+			}
+		}
+		rs.Close()
+		mustExec(t, root, "CREATE OR REPLACE TABLE t_after (id INT)")
+		after := sink.wait(t, "after the batch", queryText(rid, "CREATE OR REPLACE TABLE t_after (id INT)"))
+		var batchAux, afterAux []string
+		for _, e := range sink.all() {
+			if e.SessionID != rid || e.Class != event.ClassAux {
+				continue
+			}
+			switch {
+			case e.StatementID == after.StatementID:
+				afterAux = append(afterAux, e.Command+" "+e.ObjectName)
+			case e.StatementID < after.StatementID && !slices.Contains(batchAux, e.Command+" "+e.ObjectName):
+				batchAux = append(batchAux, e.Command+" "+e.ObjectName)
+			}
+		}
+		if !slices.Contains(batchAux, "READ db2.t_mdb") {
+			t.Errorf("the batch's AUX events %q name no READ db2.t_mdb", batchAux)
+		}
+		if want := []string{"CREATE db2.t_after"}; !reflect.DeepEqual(afterAux, want) {
+			t.Errorf("after the batch's USE: AUX %q, want %q", afterAux, want)
+		}
+		mustExec(t, root, "DROP TABLE db2.t_after, db2.t_mdb")
 	})
 
 	t.Run("TLS", func(t *testing.T) {

@@ -622,6 +622,15 @@ func (s *session) emitResults(rec *cmdRec) {
 		}
 		s.emitStatement(r, text, full)
 	}
+	if !split && rec.results[n-1].ok {
+		// Every statement ran; a USE among them chose the database of
+		// the statements that follow the batch.
+		for _, p := range parts {
+			if db, ok := useTarget(p); ok {
+				s.db = db
+			}
+		}
+	}
 	rec.results = nil
 }
 

@@ -35,6 +35,7 @@ type scanner struct {
 	aliases map[string]Access
 	cte     map[string]bool // names of common table expressions
 	inWith  bool            // in a WITH clause, before its statement
+	useDB   string          // the database a USE earlier in the text chose
 	out     []Access
 }
 
@@ -89,6 +90,12 @@ func (s *scanner) statement() {
 	case "WITH":
 		s.cte, s.inWith = map[string]bool{}, true
 		s.next()
+	case "USE":
+		// The statements after it in the text name its tables.
+		if t := s.next(); t.kind == tokWord || t.kind == tokQuoted {
+			s.useDB = t.ident()
+			s.next()
+		}
 	default:
 		s.prefix()
 	}
@@ -218,7 +225,7 @@ func (s *scanner) loop() {
 					s.next()
 					if db, name, ok := s.name(); ok {
 						last := &s.out[len(s.out)-1]
-						last.ToDB, last.ToTable = db, name
+						last.ToDB, last.ToTable = cmpOr(db, s.useDB), name
 					}
 					t = s.tok
 					continue
@@ -362,6 +369,9 @@ func (s *scanner) table(op string, list bool) {
 	if s.targets > 0 {
 		s.targets--
 	}
+	if db == "" && s.useDB != "" && !s.cte[strings.ToLower(name)] {
+		db = s.useDB
+	}
 	a := Access{Op: op, DB: db, Table: name}
 	if db == "" && s.cte[strings.ToLower(name)] {
 		return
@@ -438,7 +448,7 @@ func (s *scanner) resolveDeleted() {
 		}
 		a, ok := s.aliases[strings.ToLower(name)]
 		if !ok || db != "" {
-			a = Access{DB: db, Table: name}
+			a = Access{DB: cmpOr(db, s.useDB), Table: name}
 		}
 		a.Op = Write
 		s.add(a)

@@ -74,6 +74,7 @@ func TestScan(t *testing.T) {
 		{"SELECT 'unterminated FROM x", ""},
 		{"SELECT c FROM secret; SELECT c FROM other", "READ secret; READ other"},
 		{"CALL p(); DELETE a FROM t1 a; SHOW TABLES FROM db; UPDATE t2 SET x = 1;; SELECT * FROM t3 s", "WRITE t1; WRITE t2; READ t3"},
+		{"SELECT * FROM t1; USE db2; SELECT * FROM t1, db3.t2; RENAME TABLE a TO b", "READ t1; READ db2.t1; READ db3.t2; RENAME db2.a>db2.b"},
 		{"BEGIN NOT ATOMIC SELECT * FROM t1; INSERT INTO t2 SELECT * FROM t1; END", "READ t1; WRITE t2"},
 	} {
 		t.Run(tc.sql, func(t *testing.T) {
