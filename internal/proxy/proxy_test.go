@@ -492,6 +492,46 @@ func TestMariaDB(t *testing.T) {
 		mustExec(t, root, "DROP TABLE db2.t_after, db2.t_mdb")
 	})
 
+	// A session in GBK: 0xBF 0x5C is one character to the server, which
+	// then runs "FROM t_gbk"; read byte by byte, the backslash escapes the
+	// quote and the rest looks like a string. Both readings name tables,
+	// whether the character set came with the handshake or a SET NAMES.
+	t.Run("MultibyteCharset", func(t *testing.T) {
+		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+		for _, how := range []string{"SET NAMES", "handshake"} {
+			c := userCfg(addr)
+			if how == "SET NAMES" {
+				if err := c.Apply(gomysql.Charset("gbk", "")); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				c.Collation = "gbk_chinese_ci"
+			}
+			db := openDB(t, c)
+			db.SetMaxOpenConns(1)
+			id := connectionID(t, db)
+			mustExec(t, db, "CREATE TABLE IF NOT EXISTS t_gbk (a INT)")
+			mustExec(t, db, "DELETE FROM t_gbk")
+			mustExec(t, db, "INSERT INTO t_gbk VALUES (7)")
+			q := "SELECT '\xbf\\' AS x, a FROM t_gbk -- '"
+			var x string
+			var a int
+			if err := db.QueryRow(q).Scan(&x, &a); err != nil || a != 7 {
+				t.Fatalf("%s: %q: %v (a = %d)", how, q, err, a)
+			}
+			main := sink.wait(t, how, queryText(id, q))
+			var aux []string
+			for _, e := range sink.all() {
+				if e.SessionID == id && e.StatementID == main.StatementID && e.Class == event.ClassAux {
+					aux = append(aux, e.Command+" "+e.ObjectName+" "+string(e.Extra.Get("dasTablesScanned")))
+				}
+			}
+			if want := []string{"READ " + testenv.TestDatabase + ".t_gbk true"}; !reflect.DeepEqual(aux, want) {
+				t.Errorf("%s: AUX %q, want %q", how, aux, want)
+			}
+		}
+	})
+
 	t.Run("TLS", func(t *testing.T) {
 		certs := srv.Certs()
 		_, _, proxyCert := certs.IssueServer(t, "proxy", "127.0.0.1")

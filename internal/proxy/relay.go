@@ -362,6 +362,7 @@ func (s *session) outcome(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) {
 		switch ev.Kind {
 		case mysql.EventOK:
 			s.user, s.db, s.app = cu.User, cu.Database, programName(cu.Attrs)
+			s.mbCharset = s.mbCharset || mbCollation(cu.Charset)
 			s.prepared = nil // the server deallocates them
 			s.submit(s.newEvent(event.CommandConnect, rec.start, now))
 			s.log.Debug("proxy: user changed", "user", s.user)
@@ -408,6 +409,7 @@ func (s *session) emitStatement(r stmtResult, text, full string) {
 			s.db = db
 			e.DatabaseName = db
 		}
+		s.mbCharset = s.mbCharset || setsMBCharset(text)
 		if r.status&mysql.StatusDBDropped != 0 {
 			s.db = ""
 		}
@@ -535,7 +537,13 @@ func (s *session) tablesOf(main *event.Event, text string) []event.Event {
 	m, ok := s.memoTables(text)
 	if !ok {
 		m.text = text
-		m.acc, m.scanned = s.p.tables.Of(text)
+		if s.mbCharset && tables.Ambiguous(text) {
+			// Neither the grammar nor a shape knows the session's
+			// character set: both readings, from the scan.
+			m.acc, m.scanned = tables.Scan(text), true
+		} else {
+			m.acc, m.scanned = s.p.tables.Of(text)
+		}
 		if len(text) <= 4<<10 {
 			s.tablesMemo[s.tablesNext] = m
 			s.tablesNext = (s.tablesNext + 1) % len(s.tablesMemo)
@@ -629,6 +637,7 @@ func (s *session) emitResults(rec *cmdRec) {
 			if db, ok := useTarget(p); ok {
 				s.db = db
 			}
+			s.mbCharset = s.mbCharset || setsMBCharset(p)
 		}
 	}
 	rec.results = nil

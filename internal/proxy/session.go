@@ -181,6 +181,11 @@ type session struct {
 	// compares in constant time, before the proxy's shared cache (a lock
 	// and a scan of the text) is asked.
 	tablesMemo [8]tablesMemo
+	// mbCharset: the client's character set may have been one whose
+	// two-byte characters end in \ or ` (GBK, Big5, SJIS, ...); it stays
+	// set for the session. Its ambiguous statements are then scanned in
+	// both readings (tables.Ambiguous).
+	mbCharset bool
 	// prepared holds the texts of the session's SQL prepared statements
 	// (PREPARE name FROM '...') by name, "" when an expression gave it.
 	prepared   map[string]string
@@ -520,6 +525,7 @@ func (s *session) loggedIn(l *mysql.Login) error {
 	s.ls = nil
 	r := l.Response
 	s.user, s.db, s.app = r.Username, r.Database, programName(r.Attrs)
+	s.mbCharset = mbCollation(uint16(r.Charset))
 	s.cursors = make(map[uint32]*event.Event)
 	e := s.newEvent(event.CommandConnect, s.start, s.p.now())
 	s.submit(e)

@@ -169,3 +169,48 @@ func cutText(s string, max int) string {
 	// text (up to the packet limit) through a substring.
 	return strings.Clone(s[:i])
 }
+
+// mbCollation reports the collations (by id, as the handshake and
+// COM_CHANGE_USER give them) of the character sets whose two-byte
+// characters may end in \ or `: big5, sjis, gbk, cp932 (MySQL and
+// MariaDB ids, MariaDB's NOPAD ones included) and MySQL 8's gb18030.
+func mbCollation(id uint16) bool {
+	switch id {
+	case 1, 84, 1025, 1108, // big5
+		13, 88, 1037, 1112, // sjis
+		28, 87, 1052, 1111, // gbk
+		95, 96, 1119, 1120, // cp932
+		248, 249, 250: // gb18030
+		return true
+	}
+	return false
+}
+
+// setsMBCharset reports whether a statement that succeeded may have made
+// the client's character set one of mbCollation's: a SET that names one
+// (SET NAMES gbk, SET character_set_client = 'sjis', SET CHARACTER SET
+// big5, SET collation_connection = gbk_bin), or that sets a character set
+// from an expression or to DEFAULT, which only the server resolves. It
+// errs towards yes: a wrong yes costs only a second reading of the
+// session's ambiguous statements.
+func setsMBCharset(text string) bool {
+	q := skipSpaceAndComments(text)
+	if strings.HasPrefix(q, "/*!") || strings.HasPrefix(q, "/*M!") {
+		q = skipSpaceAndComments(strings.TrimLeft(q[strings.IndexByte(q, '!')+1:], "0123456789"))
+	}
+	if len(q) < 4 || !strings.EqualFold(q[:3], "set") || !isSpace(q[3]) && q[3] != '@' && q[3] != '/' {
+		return false
+	}
+	l := strings.ToLower(q)
+	for _, cs := range []string{"gbk", "big5", "sjis", "cp932", "gb18030"} {
+		if strings.Contains(l, cs) {
+			return true
+		}
+	}
+	if strings.Contains(l, "names") || strings.Contains(l, "character") || strings.Contains(l, "charset") || strings.Contains(l, "collation") {
+		// From a variable, a function or the server's default (and,
+		// erring towards yes, any SET @@character_set_client).
+		return strings.ContainsAny(l, "@(") || strings.Contains(l, "default")
+	}
+	return false
+}

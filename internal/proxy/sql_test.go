@@ -129,3 +129,28 @@ func TestSessionDynamicSQL(t *testing.T) {
 		t.Errorf("%d prepared statements remembered, bound %d", len(s.prepared), maxSQLPrepared)
 	}
 }
+
+func TestSetsMBCharset(t *testing.T) {
+	for _, tc := range []struct {
+		sql  string
+		want bool
+	}{
+		{"SET NAMES gbk", true},
+		{"set names 'SJIS' collate sjis_bin", true},
+		{"/*!40101 SET NAMES big5 */", true},
+		{"SET character_set_client = cp932", true},
+		{"SET CHARACTER SET gb18030", true},
+		{"SET collation_connection = gbk_chinese_ci", true},
+		{"SET character_set_client = @cs", true},
+		{"SET NAMES DEFAULT", true},
+		{"SET NAMES utf8mb4", false},
+		{"SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci", false},
+		{"SET autocommit = 1", false},
+		{"SELECT 'gbk'", false},
+		{"SETTINGS gbk", false},
+	} {
+		if got := setsMBCharset(tc.sql); got != tc.want {
+			t.Errorf("setsMBCharset(%q) = %v, want %v", tc.sql, got, tc.want)
+		}
+	}
+}

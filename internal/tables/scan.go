@@ -17,10 +17,36 @@ import "strings"
 // INSERT, REPLACE, UPDATE, DELETE, LOAD DATA and TRUNCATE is WRITE; of
 // CREATE, ALTER, DROP and RENAME TABLE those operations; everything else
 // READ. It runs in one pass, linear in the statement's length.
+//
+// A text that Ambiguous reports is scanned twice, byte by byte and as a
+// multibyte character set would have the server read it, and names the
+// tables of both readings.
 func Scan(sql string) []Access {
 	s := scanner{lx: lexer{src: sql}}
 	s.run()
+	if Ambiguous(sql) {
+		m := scanner{lx: lexer{src: sql, mb: true}}
+		m.run()
+		for _, a := range m.out {
+			s.add(a)
+		}
+	}
 	return s.out
+}
+
+// Ambiguous reports whether sql reads differently in the client character
+// sets whose two-byte characters may end in a backslash or a backquote
+// (GBK, GB18030, Big5, SJIS, CP932): a byte from 0x81 to 0xFE followed by
+// \ or `. In such a session, 0xBF 0x5C is one character to the server but
+// a byte and an escape to a byte-wise reader, which then takes the rest of
+// the statement for a string: the classic way to hide SQL from a filter.
+func Ambiguous(sql string) bool {
+	for i := 1; i < len(sql); i++ {
+		if c := sql[i]; (c == '\\' || c == '`') && sql[i-1] >= 0x81 && sql[i-1] <= 0xfe {
+			return true
+		}
+	}
+	return false
 }
 
 type scanner struct {
@@ -573,6 +599,33 @@ func (t token) ident() string {
 type lexer struct {
 	src string
 	i   int
+	mb  bool // a byte from 0x81 to 0xFE and the byte after it are one character
+}
+
+// skipMB moves past a string or quoted name opened by q at l.i, reading
+// two-byte characters as the multibyte character sets do, and returns the
+// index of its closing quote.
+func (l *lexer) skipMB(q byte) int {
+	src := l.src
+	for j := l.i + 1; j < len(src); {
+		switch c := src[j]; {
+		case c >= 0x81 && c <= 0xfe:
+			j += 2
+		case c == '\\' && q != '`':
+			j += 2
+		case c == q:
+			if j+1 < len(src) && src[j+1] == q {
+				j += 2
+				continue
+			}
+			l.i = j + 1
+			return j
+		default:
+			j++
+		}
+	}
+	l.i = len(src)
+	return len(src)
 }
 
 func (l *lexer) next() token {
@@ -605,6 +658,13 @@ func (l *lexer) next() token {
 			}
 		case c == '*' && l.i+1 < len(src) && src[l.i+1] == '/':
 			l.i += 2 // the end of an executable comment
+		case l.mb && (c == '\'' || c == '`' || c == '"'):
+			start := l.i
+			end := l.skipMB(c)
+			if c == '\'' {
+				return token{kind: tokString, text: src[start:l.i], q: c}
+			}
+			return token{kind: tokQuoted, text: src[start+1 : end], q: c}
 		case c == '\'':
 			start := l.i
 			l.skipString(c)
@@ -634,10 +694,14 @@ func (l *lexer) next() token {
 			l.i = j + 1
 			return token{kind: tokQuoted, text: src[start:j], q: c}
 		case identByte(c):
-			j := l.i + 1
+			j := l.i
 			for j < len(src) && identByte(src[j]) {
+				if l.mb && src[j] >= 0x81 && src[j] <= 0xfe {
+					j++ // a lead byte: the next is its character's
+				}
 				j++
 			}
+			j = min(j, len(src))
 			t := token{kind: tokWord, text: src[l.i:j]}
 			l.i = j
 			return t

@@ -38,6 +38,11 @@ func TestScan(t *testing.T) {
 		{"SELECT c FROM db . secret", "READ db.secret"},
 		{"SELECT c FROM \"secret\"", "READ secret"}, // ANSI_QUOTES
 		{"SELECT c FROM value", "READ value"},       // a non-reserved word names a table
+		// GBK, SJIS, Big5: 0xBF 0x5C is one character to the server, a
+		// byte and an escape to a byte-wise reader. Both readings count.
+		{"SELECT '\xbf\\' FROM secret -- '", "READ secret"},
+		{"SELECT '\xbf\\'' FROM secret", "READ secret"},
+		{"SELECT c FROM t WHERE a = '\xbf\\' UNION SELECT c FROM secret #'", "READ t; READ secret"},
 		// Lists, joins, subqueries.
 		{"SELECT * FROM a x USE INDEX (i), b AS y, (SELECT 1 FROM c) z, d", "READ a; READ b; READ c; READ d"},
 		{"SELECT * FROM a JOIN b ON a.x = b.x, c", "READ a; READ b; READ c"},
@@ -85,6 +90,24 @@ func TestScan(t *testing.T) {
 	}
 }
 
+func TestAmbiguous(t *testing.T) {
+	for _, tc := range []struct {
+		sql  string
+		want bool
+	}{
+		{"SELECT 'a\\'b'", false},
+		{"SELECT `é`", true}, // UTF-8 é ends in 0xA9: read twice, to no harm
+		{"SELECT '\xbf\\'", true},
+		{"SELECT '\x80\\'", false},
+		{"SELECT '\xff`'", false},
+		{"SELECT 1", false},
+	} {
+		if got := Ambiguous(tc.sql); got != tc.want {
+			t.Errorf("Ambiguous(%q) = %v, want %v", tc.sql, got, tc.want)
+		}
+	}
+}
+
 // TestScanCoversOf: for every statement the grammar parses, the scan names
 // at least the tables the parse does, so that the fallback never knows
 // less than the parser would have.
@@ -116,6 +139,7 @@ func FuzzScan(f *testing.F) {
 	f.Add("SELECT 1 /*!50000 , c FROM `a``b` */ -- x")
 	f.Add("DELETE a.*, b FROM t a, u b WHERE 'x\\'")
 	f.Add("WITH x (a) AS (SELECT 1) UPDATE t SET a = 1")
+	f.Add("SELECT '\xbf\\' FROM `\x81` JOIN b -- '")
 	f.Fuzz(func(t *testing.T, sql string) {
 		for _, a := range Scan(sql) {
 			for _, name := range []string{a.DB, a.Table, a.ToDB, a.ToTable} {
