@@ -29,6 +29,7 @@ type lexer struct {
 	s      string
 	i      int
 	inExec bool // inside an executable comment: "*/" closes it
+	mb     bool // a byte from 0x81 to 0xFE and the next are one character (GBK, Big5, SJIS)
 }
 
 func isSpace(c byte) bool {
@@ -94,10 +95,14 @@ func (l *lexer) next() token {
 			l.i = j
 			return token{kind: kVar, start: i, end: j}
 		case isWordByte(c):
-			j := i + 1
+			j := i
 			for j < len(s) && isWordByte(s[j]) {
+				if l.mb && s[j] >= 0x81 && s[j] <= 0xfe {
+					j++ // a lead byte: the next is its character's
+				}
 				j++
 			}
+			j = min(j, len(s))
 			// A character set introducer or N/X/B prefix glued to a literal
 			// belongs to it.
 			if j < len(s) && (s[j] == '\'' || s[j] == '"') && (c == '_' || (j == i+1 && (c|0x20 == 'n' || c|0x20 == 'x' || c|0x20 == 'b'))) {
@@ -122,6 +127,10 @@ func (l *lexer) quoted(i int) int {
 	q := s[i]
 	j := i + 1
 	for j < len(s) {
+		if l.mb && s[j] >= 0x81 && s[j] <= 0xfe {
+			j += 2 // a two-byte character, whatever its second byte
+			continue
+		}
 		switch s[j] {
 		case '\\':
 			if q != '`' {

@@ -15,13 +15,22 @@
 // comments (/*!50700 ... */), after comments, in every statement of a
 // multi-statement text and in every user of a multi-user CREATE USER.
 //
+// In the client character sets GBK, GB18030, Big5, SJIS and CP932 a
+// two-byte character may end in a backslash or a backquote (0xBF 0x5C), so
+// the server and a byte-wise reader can disagree on where a literal ends.
+// A text where they could (a byte 0x81-0xFE before \\ or `) is read both
+// ways, and every literal either reading takes for a password is masked.
+//
 // Backslash escapes are assumed (the default sql_mode). Under
 // NO_BACKSLASH_ESCAPES a literal ending in a backslash is read as running
 // further, so more text is masked, never less. An unterminated literal (a
 // query cut by a log limit) is masked to the end of the text.
 package redact
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Mask replaces each password literal.
 const Mask = "*****"
@@ -35,20 +44,71 @@ func SQL(q string) string {
 	}
 	p := parser{lx: lexer{s: q}}
 	p.run()
-	if p.n == 0 {
+	var spans []span
+	if ambiguous(q) {
+		m := parser{lx: lexer{s: q, mb: true}}
+		m.run()
+		spans = union(&p, &m)
+	}
+	if p.n == 0 && spans == nil {
 		return q
 	}
 	var b strings.Builder
 	b.Grow(len(q))
 	last := 0
-	for i := range p.n {
-		sp := p.span(i)
+	mask := func(sp span) {
 		b.WriteString(q[last:sp.start])
 		b.WriteString(Mask)
 		last = sp.end
 	}
+	if spans != nil {
+		for _, sp := range spans {
+			mask(sp)
+		}
+	} else {
+		for i := range p.n {
+			mask(p.span(i))
+		}
+	}
 	b.WriteString(q[last:])
 	return b.String()
+}
+
+// ambiguous reports a byte from 0x81 to 0xFE before a backslash or a
+// backquote: where a multibyte client character set and a byte-wise
+// reader may disagree.
+func ambiguous(q string) bool {
+	for i := 1; i < len(q); i++ {
+		if c := q[i]; (c == '\\' || c == '`') && q[i-1] >= 0x81 && q[i-1] <= 0xfe {
+			return true
+		}
+	}
+	return false
+}
+
+// union merges the spans both parsers found into ordered, disjoint ones;
+// nil when there are none.
+func union(a, b *parser) []span {
+	var all []span
+	for i := range a.n {
+		all = append(all, a.span(i))
+	}
+	for i := range b.n {
+		all = append(all, b.span(i))
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	slices.SortFunc(all, func(x, y span) int { return x.start - y.start })
+	out := all[:1]
+	for _, sp := range all[1:] {
+		if last := &out[len(out)-1]; sp.start <= last.end {
+			last.end = max(last.end, sp.end)
+		} else {
+			out = append(out, sp)
+		}
+	}
+	return out
 }
 
 // mayHavePassword reports whether q contains IDENTIFIED or PASSWORD in any
