@@ -532,6 +532,49 @@ func TestMariaDB(t *testing.T) {
 		}
 	})
 
+	// sql_mode NO_BACKSLASH_ESCAPES: 'a\' ends at its second quote, so the
+	// server runs "FROM t_nbe", while the grammar, which knows only
+	// backslash escapes, reads a string to the end. The server's status
+	// flags tell the proxy the mode.
+	t.Run("NoBackslashEscapes", func(t *testing.T) {
+		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+		db := openDB(t, userCfg(addr))
+		db.SetMaxOpenConns(1)
+		id := connectionID(t, db)
+		mustExec(t, db, "CREATE TABLE IF NOT EXISTS t_nbe (a INT)")
+		mustExec(t, db, "DELETE FROM t_nbe")
+		mustExec(t, db, "INSERT INTO t_nbe VALUES (5)")
+		q := `SELECT 'a\' AS x, a FROM t_nbe -- '`
+		aux := func(text string) []string {
+			main := sink.wait(t, text, queryText(id, text))
+			var out []string
+			for _, e := range sink.all() {
+				if e.SessionID == id && e.StatementID == main.StatementID && e.Class == event.ClassAux {
+					out = append(out, e.Command+" "+e.ObjectName+" "+string(e.Extra.Get("dasTablesScanned")))
+				}
+			}
+			return out
+		}
+		mustExec(t, db, "SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
+		var x string
+		var a int
+		if err := db.QueryRow(q).Scan(&x, &a); err != nil || a != 5 || x != `a\` {
+			t.Fatalf("%q: %v (x %q, a %d)", q, err, x, a)
+		}
+		if got, want := aux(q), []string{"READ " + testenv.TestDatabase + ".t_nbe true"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("NO_BACKSLASH_ESCAPES: AUX %q, want %q", got, want)
+		}
+		// Back to the default mode: the same kind of text is one string.
+		mustExec(t, db, "SET SESSION sql_mode = REPLACE(@@sql_mode, 'NO_BACKSLASH_ESCAPES', '')")
+		q2 := `SELECT 'b\' FROM t_nbe -- ' AS x`
+		if err := db.QueryRow(q2).Scan(&x); err != nil || x != `b' FROM t_nbe -- ` {
+			t.Fatalf("%q: %v (x %q)", q2, err, x)
+		}
+		if got := aux(q2); len(got) != 0 {
+			t.Errorf("default mode: AUX %q, want none", got)
+		}
+	})
+
 	t.Run("TLS", func(t *testing.T) {
 		certs := srv.Certs()
 		_, _, proxyCert := certs.IssueServer(t, "proxy", "127.0.0.1")

@@ -362,7 +362,9 @@ func (s *session) outcome(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) {
 		switch ev.Kind {
 		case mysql.EventOK:
 			s.user, s.db, s.app = cu.User, cu.Database, programName(cu.Attrs)
-			s.mbCharset = s.mbCharset || mbCollation(cu.Charset)
+			if mbCollation(cu.Charset) {
+				s.setMBCharset()
+			}
 			s.prepared = nil // the server deallocates them
 			s.submit(s.newEvent(event.CommandConnect, rec.start, now))
 			s.log.Debug("proxy: user changed", "user", s.user)
@@ -385,9 +387,9 @@ func (s *session) result(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) stmt
 	r := stmtResult{ev: e, status: ev.OK.Status}
 	switch ev.Kind {
 	case mysql.EventResultSet:
-		r.ok, r.ev.RowCount = true, int64(ev.Rows)
+		r.ok, r.hasStatus, r.ev.RowCount = true, true, int64(ev.Rows)
 	case mysql.EventOK:
-		r.ok, r.ev.RowCount = true, int64(ev.OK.AffectedRows)
+		r.ok, r.hasStatus, r.ev.RowCount = true, true, int64(ev.OK.AffectedRows)
 	case mysql.EventError:
 		r.ev.RowCount = int64(ev.Rows)
 		r.ev.ExitCode, r.ev.ErrorMessage = strconv.Itoa(int(ev.Err.Code)), ev.Err.Message
@@ -409,7 +411,9 @@ func (s *session) emitStatement(r stmtResult, text, full string) {
 			s.db = db
 			e.DatabaseName = db
 		}
-		s.mbCharset = s.mbCharset || setsMBCharset(text)
+		if setsMBCharset(text) {
+			s.setMBCharset()
+		}
 		if r.status&mysql.StatusDBDropped != 0 {
 			s.db = ""
 		}
@@ -420,11 +424,40 @@ func (s *session) emitStatement(r stmtResult, text, full string) {
 	if maybeDynamic(text) {
 		tablesText = s.dynamicSQL(tablesText, r.ok)
 	}
-	if r.ok || tablesOpened(e.ExitCode) {
-		s.submitStatement(e, s.tablesOf(&e, tablesText))
+	opened := r.ok || tablesOpened(e.ExitCode)
+	var aux []event.Event
+	if opened {
+		aux = s.tablesOf(&e, tablesText)
+	}
+	if r.hasStatus {
+		// The server's answer says whether the session's sql_mode has
+		// NO_BACKSLASH_ESCAPES, for the statements that follow.
+		s.setNoBackslash(r.status&mysql.StatusNoBackslashEscapes != 0)
+	}
+	if opened {
+		s.submitStatement(e, aux)
 		return
 	}
 	s.submit(e)
+}
+
+// setMBCharset records that the session's character set may be a
+// multibyte one (mbCollation); the tables remembered for statement texts
+// were read without that.
+func (s *session) setMBCharset() {
+	if !s.mbCharset {
+		s.mbCharset = true
+		s.tablesMemo = [len(s.tablesMemo)]tablesMemo{}
+	}
+}
+
+// setNoBackslash records the session's NO_BACKSLASH_ESCAPES mode; the
+// tables remembered for statement texts were read in the other mode.
+func (s *session) setNoBackslash(on bool) {
+	if on != s.noBackslash {
+		s.noBackslash = on
+		s.tablesMemo = [len(s.tablesMemo)]tablesMemo{}
+	}
 }
 
 // dynamicSQL follows the session's SQL prepared statements and returns the
@@ -537,11 +570,16 @@ func (s *session) tablesOf(main *event.Event, text string) []event.Event {
 	m, ok := s.memoTables(text)
 	if !ok {
 		m.text = text
-		if s.mbCharset && tables.Ambiguous(text) {
+		switch {
+		case s.noBackslash && strings.IndexByte(text, '\\') >= 0:
+			// The grammar knows only backslash escapes: the scan reads
+			// the literals as the server does.
+			m.acc, m.scanned = tables.ScanNoEscapes(text), true
+		case s.mbCharset && tables.Ambiguous(text):
 			// Neither the grammar nor a shape knows the session's
 			// character set: both readings, from the scan.
 			m.acc, m.scanned = tables.Scan(text), true
-		} else {
+		default:
 			m.acc, m.scanned = s.p.tables.Of(text)
 		}
 		if len(text) <= 4<<10 {
@@ -637,7 +675,9 @@ func (s *session) emitResults(rec *cmdRec) {
 			if db, ok := useTarget(p); ok {
 				s.db = db
 			}
-			s.mbCharset = s.mbCharset || setsMBCharset(p)
+			if setsMBCharset(p) {
+				s.setMBCharset()
+			}
 		}
 	}
 	rec.results = nil

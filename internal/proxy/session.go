@@ -186,6 +186,10 @@ type session struct {
 	// set for the session. Its ambiguous statements are then scanned in
 	// both readings (tables.Ambiguous).
 	mbCharset bool
+	// noBackslash: the server's last status said NO_BACKSLASH_ESCAPES is
+	// in the session's sql_mode, so a backslash in a literal escapes
+	// nothing; its statements with a backslash are read by tables.ScanNoEscapes.
+	noBackslash bool
 	// prepared holds the texts of the session's SQL prepared statements
 	// (PREPARE name FROM '...') by name, "" when an expression gave it.
 	prepared   map[string]string
@@ -214,9 +218,10 @@ type cmdRec struct {
 }
 
 type stmtResult struct {
-	ev     event.Event
-	ok     bool
-	status uint16
+	ev        event.Event
+	ok        bool
+	hasStatus bool // status is the server's (an OK or a result set's end)
+	status    uint16
 }
 
 func (p *Proxy) newSession(conn net.Conn) *session {

@@ -22,10 +22,23 @@ import "strings"
 // multibyte character set would have the server read it, and names the
 // tables of both readings.
 func Scan(sql string) []Access {
-	s := scanner{lx: lexer{src: sql}}
+	return scan(sql, false)
+}
+
+// ScanNoEscapes is Scan for a session whose sql_mode has
+// NO_BACKSLASH_ESCAPES (the server says so in the status of each answer):
+// a backslash in a literal is then an ordinary character, and 'a\' ends
+// at its second quote, where the grammar, which knows only the default
+// mode, reads on and takes what follows for part of the string.
+func ScanNoEscapes(sql string) []Access {
+	return scan(sql, true)
+}
+
+func scan(sql string, noEsc bool) []Access {
+	s := scanner{lx: lexer{src: sql, noEsc: noEsc}}
 	s.run()
 	if Ambiguous(sql) {
-		m := scanner{lx: lexer{src: sql, mb: true}}
+		m := scanner{lx: lexer{src: sql, mb: true, noEsc: noEsc}}
 		m.run()
 		for _, a := range m.out {
 			s.add(a)
@@ -600,6 +613,9 @@ type lexer struct {
 	src string
 	i   int
 	mb  bool // a byte from 0x81 to 0xFE and the byte after it are one character
+	// noEsc: a backslash in a literal is an ordinary character
+	// (sql_mode NO_BACKSLASH_ESCAPES).
+	noEsc bool
 }
 
 // skipMB moves past a string or quoted name opened by q at l.i, reading
@@ -611,7 +627,7 @@ func (l *lexer) skipMB(q byte) int {
 		switch c := src[j]; {
 		case c >= 0x81 && c <= 0xfe:
 			j += 2
-		case c == '\\' && q != '`':
+		case c == '\\' && q != '`' && !l.noEsc:
 			j += 2
 		case c == q:
 			if j+1 < len(src) && src[j+1] == q {
@@ -681,7 +697,7 @@ func (l *lexer) next() token {
 					return token{kind: tokQuoted, text: src[start:], q: c}
 				}
 				j += k
-				if c == '"' && j > start && backslashes(src[start:j])%2 == 1 {
+				if c == '"' && !l.noEsc && j > start && backslashes(src[start:j])%2 == 1 {
 					j++
 					continue
 				}
@@ -733,7 +749,7 @@ func (l *lexer) skipString(q byte) {
 			return
 		}
 		j += k
-		if backslashes(src[l.i+1:j])%2 == 1 {
+		if !l.noEsc && backslashes(src[l.i+1:j])%2 == 1 {
 			j++
 			continue
 		}

@@ -108,6 +108,22 @@ func TestAmbiguous(t *testing.T) {
 	}
 }
 
+func TestScanNoEscapes(t *testing.T) {
+	for _, tc := range []struct{ sql, want, byDefault string }{
+		{`SELECT 'a\' AS x, c FROM secret -- '`, "READ secret", ""},
+		{`SELECT "a\", c FROM secret -- "`, "READ secret", ""},
+		{`SELECT 'it''s\' FROM t1 JOIN secret -- '`, "READ t1; READ secret", ""},
+		{`INSERT INTO t VALUES ('O''Brien')`, "WRITE t", "WRITE t"},
+	} {
+		if got := format(ScanNoEscapes(tc.sql)); got != tc.want {
+			t.Errorf("ScanNoEscapes(%q) = %q, want %q", tc.sql, got, tc.want)
+		}
+		if got := format(Scan(tc.sql)); got != tc.byDefault {
+			t.Errorf("Scan(%q) = %q, want %q", tc.sql, got, tc.byDefault)
+		}
+	}
+}
+
 // TestScanCoversOf: for every statement the grammar parses, the scan names
 // at least the tables the parse does, so that the fallback never knows
 // less than the parser would have.
