@@ -30,6 +30,7 @@ type lexer struct {
 	i      int
 	inExec bool // inside an executable comment: "*/" closes it
 	mb     bool // a byte from 0x81 to 0xFE and the next are one character (GBK, Big5, SJIS)
+	noEsc  bool // a backslash escapes nothing (sql_mode NO_BACKSLASH_ESCAPES)
 }
 
 func isSpace(c byte) bool {
@@ -133,7 +134,7 @@ func (l *lexer) quoted(i int) int {
 		}
 		switch s[j] {
 		case '\\':
-			if q != '`' {
+			if q != '`' && !l.noEsc {
 				j += 2
 				continue
 			}

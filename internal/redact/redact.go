@@ -21,10 +21,12 @@
 // A text where they could (a byte 0x81-0xFE before \\ or `) is read both
 // ways, and every literal either reading takes for a password is masked.
 //
-// Backslash escapes are assumed (the default sql_mode). Under
-// NO_BACKSLASH_ESCAPES a literal ending in a backslash is read as running
-// further, so more text is masked, never less. An unterminated literal (a
-// query cut by a log limit) is masked to the end of the text.
+// sql_mode NO_BACKSLASH_ESCAPES ends a literal at 'a\', where the default
+// mode reads on; the session's mode is not known here. A text with a
+// backslash is therefore also read without escapes, and what that reading
+// takes for a password is masked too. So, read every way, more is masked,
+// never less. An unterminated literal (a query cut by a log limit) is
+// masked to the end of the text.
 package redact
 
 import (
@@ -45,10 +47,21 @@ func SQL(q string) string {
 	p := parser{lx: lexer{s: q}}
 	p.run()
 	var spans []span
-	if ambiguous(q) {
-		m := parser{lx: lexer{s: q, mb: true}}
-		m.run()
-		spans = union(&p, &m)
+	mb, esc := ambiguous(q), strings.IndexByte(q, '\\') >= 0
+	if mb || esc {
+		// Every other reading the server may make of the text.
+		spans = union(spans, &p)
+		for _, lx := range []lexer{{s: q, mb: true}, {s: q, noEsc: true}, {s: q, mb: true, noEsc: true}} {
+			if lx.mb && !mb || lx.noEsc && !esc {
+				continue
+			}
+			o := parser{lx: lx}
+			o.run()
+			spans = union(spans, &o)
+		}
+		if len(spans) == 0 {
+			spans = nil
+		}
 	}
 	if p.n == 0 && spans == nil {
 		return q
@@ -86,22 +99,18 @@ func ambiguous(q string) bool {
 	return false
 }
 
-// union merges the spans both parsers found into ordered, disjoint ones;
-// nil when there are none.
-func union(a, b *parser) []span {
-	var all []span
-	for i := range a.n {
-		all = append(all, a.span(i))
+// union merges the spans parser p found into spans, keeping them ordered
+// and disjoint.
+func union(spans []span, p *parser) []span {
+	for i := range p.n {
+		spans = append(spans, p.span(i))
 	}
-	for i := range b.n {
-		all = append(all, b.span(i))
+	if len(spans) == 0 {
+		return spans
 	}
-	if len(all) == 0 {
-		return nil
-	}
-	slices.SortFunc(all, func(x, y span) int { return x.start - y.start })
-	out := all[:1]
-	for _, sp := range all[1:] {
+	slices.SortFunc(spans, func(x, y span) int { return x.start - y.start })
+	out := spans[:1]
+	for _, sp := range spans[1:] {
 		if last := &out[len(out)-1]; sp.start <= last.end {
 			last.end = max(last.end, sp.end)
 		} else {
