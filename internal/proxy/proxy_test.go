@@ -1817,3 +1817,37 @@ func waitRunning(t testing.TB, q interface {
 		}
 	}
 }
+
+// TestMariaDBServerCharset: a server that ignores the client's character
+// set (skip-character-set-client-handshake) and defaults to GBK runs a
+// utf8mb4 client's session in GBK. The server's greeting says so, and the
+// proxy reads the session's ambiguous statements both ways.
+func TestMariaDBServerCharset(t *testing.T) {
+	srv := testenv.MariaDB(t, testenv.MariaDBArgs("--character-set-server=gbk", "--collation-server=gbk_chinese_ci",
+		"--skip-character-set-client-handshake"))
+	_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+	db := openDB(t, config(testenv.TestUser, srv.UserPassword(), addr, testenv.TestDatabase))
+	db.SetMaxOpenConns(1)
+	id := connectionID(t, db)
+	var cs string
+	if err := db.QueryRow("SELECT @@character_set_client").Scan(&cs); err != nil || cs != "gbk" {
+		t.Fatalf("character_set_client %q (%v), want gbk: the server did not impose its own", cs, err)
+	}
+	mustExec(t, db, "CREATE TABLE IF NOT EXISTS t_srvgbk (a INT)")
+	q := "SELECT '\xbf\\' AS x, a FROM t_srvgbk -- '"
+	rows, err := db.Query(q)
+	if err != nil {
+		t.Fatalf("%q: %v", q, err)
+	}
+	rows.Close()
+	main := sink.wait(t, "the ambiguous statement", queryText(id, q))
+	var aux []string
+	for _, e := range sink.all() {
+		if e.SessionID == id && e.StatementID == main.StatementID && e.Class == event.ClassAux {
+			aux = append(aux, e.Command+" "+e.ObjectName)
+		}
+	}
+	if want := []string{"READ " + testenv.TestDatabase + ".t_srvgbk"}; !reflect.DeepEqual(aux, want) {
+		t.Errorf("AUX %q, want %q", aux, want)
+	}
+}

@@ -530,7 +530,10 @@ func (s *session) loggedIn(l *mysql.Login) error {
 	s.ls = nil
 	r := l.Response
 	s.user, s.db, s.app = r.Username, r.Database, programName(r.Attrs)
-	s.mbCharset = mbCollation(uint16(r.Charset))
+	// The client's collation sets the session's character set; the
+	// server's default (in its greeting) does where the server ignores
+	// the client's (skip-character-set-client-handshake).
+	s.mbCharset = mbCollation(uint16(r.Charset)) || l.Greeting != nil && mbCollation(uint16(l.Greeting.Charset))
 	s.cursors = make(map[uint32]*event.Event)
 	e := s.newEvent(event.CommandConnect, s.start, s.p.now())
 	s.submit(e)
