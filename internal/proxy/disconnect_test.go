@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/das-mysql/das/internal/event"
 	"github.com/das-mysql/das/internal/mysql"
@@ -127,5 +128,58 @@ func serverEnds(rc *rawClient, query string) {
 	}
 	if rest, err := io.ReadAll(rc.r); err != nil || len(rest) != 0 {
 		rc.t.Fatalf("%s: after the answer the client got %q, %v; want the end of the connection", query, rest, err)
+	}
+}
+
+// TestDisconnectWhilePaused: a sync-mode session on an event loop holds
+// its answer until the stream says the statement is durable. A connection
+// reset meanwhile is read from the socket's pending error (epoll reports
+// it without a read), and the DISCONNECT says which side reset.
+func TestDisconnectWhilePaused(t *testing.T) {
+	srv := startScriptServer(t)
+	for _, leg := range []struct {
+		loops int
+		procs bool
+	}{{0, false}, {1, true}} {
+		t.Run(fmt.Sprintf("EventLoops=%d,EventLoopProcs=%v", leg.loops, leg.procs), func(t *testing.T) {
+			sink := &switchSink{}
+			sink.sync.Store(true)
+			p, addr := startProxyWith(t, Options{Upstream: srv.ln.Addr().String(), EventLoops: leg.loops, EventLoopProcs: leg.procs}, sink)
+			for _, tt := range []struct {
+				name, query, want string
+				reset             func(rc *rawClient)
+			}{
+				{"client resets", "SELECT 1", "das: connection reset by the client", func(rc *rawClient) {
+					if err := rc.c.(*net.TCPConn).SetLinger(0); err != nil {
+						rc.t.Fatal(err)
+					}
+					rc.c.Close()
+				}},
+				// The server answers, then resets 50 ms later, the answer
+				// still held.
+				{"server resets", "reset after the answer", "das: connection reset by the server", func(*rawClient) {}},
+			} {
+				rc := dialRaw(t, addr, "u", "pw", "db")
+				if evs := rc.command([]byte{byte(mysql.ComPing)}); len(evs) != 1 || evs[0].Kind != mysql.EventOK {
+					t.Fatalf("%s: COM_PING: %+v", tt.name, evs)
+				}
+				if p.Stats().SessionsOnLoops == 0 {
+					t.Fatalf("%s: the session is not on a loop", tt.name)
+				}
+				sink.holding.Store(true) // release, below, empties what is held
+				rc.write(0, append([]byte{byte(mysql.ComQuery)}, tt.query...))
+				sink.waitHeld(t, 1)
+				time.Sleep(20 * time.Millisecond) // the answer reaches the proxy and is held
+				tt.reset(rc)
+				d := sink.wait(t, "DISCONNECT", bySession(rc.id, event.CommandDisconnect))
+				if d.ErrorMessage != tt.want {
+					t.Errorf("%s: DISCONNECT errorMessage %q, want %q", tt.name, d.ErrorMessage, tt.want)
+				}
+				sink.release()
+				if q := sink.wait(t, "the statement", bySession(rc.id, event.CommandQuery)); q.CommandText != tt.query || q.ExitCode != "0" {
+					t.Errorf("%s: statement %q exitCode %q errorMessage %q", tt.name, q.CommandText, q.ExitCode, q.ErrorMessage)
+				}
+			}
+		})
 	}
 }
