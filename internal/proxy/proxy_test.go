@@ -575,6 +575,46 @@ func TestMariaDB(t *testing.T) {
 		}
 	})
 
+	// Dynamic SQL from user variables: known when the statement just
+	// before set the variable to literals; otherwise the EXECUTE says
+	// that its tables are unknown to the proxy.
+	t.Run("DynamicSQLFromVariables", func(t *testing.T) {
+		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
+		db := openDB(t, userCfg(addr))
+		db.SetMaxOpenConns(1)
+		id := connectionID(t, db)
+		mustExec(t, db, "CREATE TABLE IF NOT EXISTS t_dyn (a INT)")
+		for _, tc := range []struct {
+			setup   []string
+			exec    string
+			aux     []string
+			unknown bool
+		}{
+			{[]string{"SET @q = CONCAT('SELECT * FROM ', 't_dyn')", "PREPARE s1 FROM @q"}, "EXECUTE s1", []string{"READ dastest.t_dyn"}, false},
+			{[]string{"SET @t = 't_dyn'", "SET @q2 = CONCAT('SELECT * FROM ', @t)", "PREPARE s2 FROM @q2"}, "EXECUTE s2", nil, true},
+			{[]string{"SET @q3 = 'SELECT * FROM t_dyn'", "SELECT 1", "PREPARE s3 FROM @q3"}, "EXECUTE s3", nil, true},
+			{[]string{"SET @q4 = 'SELECT a FROM t_dyn'"}, "EXECUTE IMMEDIATE @q4", []string{"READ dastest.t_dyn"}, false},
+		} {
+			for _, q := range tc.setup {
+				mustExec(t, db, q)
+			}
+			mustExec(t, db, tc.exec)
+			main := sink.wait(t, tc.exec, queryText(id, tc.exec))
+			var aux []string
+			for _, e := range sink.all() {
+				if e.SessionID == id && e.StatementID == main.StatementID && e.Class == event.ClassAux {
+					aux = append(aux, e.Command+" "+e.ObjectName)
+				}
+			}
+			if !reflect.DeepEqual(aux, tc.aux) {
+				t.Errorf("%q after %q: AUX %q, want %q", tc.exec, tc.setup, aux, tc.aux)
+			}
+			if got := main.Extra.Has("dasTablesUnknown"); got != tc.unknown {
+				t.Errorf("%q after %q: dasTablesUnknown %v, want %v", tc.exec, tc.setup, got, tc.unknown)
+			}
+		}
+	})
+
 	t.Run("TLS", func(t *testing.T) {
 		certs := srv.Certs()
 		_, _, proxyCert := certs.IssueServer(t, "proxy", "127.0.0.1")

@@ -102,7 +102,8 @@ func (s *session) clientPacket(payload []byte, seq uint8) error {
 		}
 		return nil
 	}
-	rec := cmdRec{code: cmd.Code, start: now}
+	s.cmdSeq++
+	rec := cmdRec{code: cmd.Code, start: now, seq: s.cmdSeq}
 	switch cmd.Code {
 	case mysql.ComQuery:
 		rec.setText(string(cmd.Query), s.p.o.MaxCommandText)
@@ -384,7 +385,7 @@ func (s *session) result(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) stmt
 	if rec.cut {
 		e.Extra = sourceProxyCut
 	}
-	r := stmtResult{ev: e, status: ev.OK.Status}
+	r := stmtResult{ev: e, status: ev.OK.Status, seq: rec.seq}
 	switch ev.Kind {
 	case mysql.EventResultSet:
 		r.ok, r.hasStatus, r.ev.RowCount = true, true, int64(ev.Rows)
@@ -420,11 +421,29 @@ func (s *session) emitStatement(r stmtResult, text, full string) {
 	}
 	s.stmtSeq++
 	e.StatementID = s.stmtSeq
+	// The user variables the statement just before set to literals, in
+	// this command or the one before: nothing can have changed them since.
+	vars := s.lastVars
+	if s.lastVarsSeq+1 < r.seq {
+		vars = nil
+	}
+	s.lastVars = nil
 	tablesText := cmp.Or(full, text)
+	unknown := false
 	if maybeDynamic(text) {
-		tablesText = s.dynamicSQL(tablesText, r.ok)
+		tablesText, unknown = s.dynamicSQL(tablesText, r.ok, vars)
+	}
+	if r.ok && maybeSet(text) {
+		if as, ok := tables.SetVars(text); ok {
+			s.lastVars, s.lastVarsSeq = as, r.seq
+		}
 	}
 	opened := r.ok || tablesOpened(e.ExitCode)
+	if opened && unknown {
+		// It ran SQL whose text only the server knows: say so, rather
+		// than let no AUX event pass for no table.
+		e.Extra = e.Extra.With("dasTablesUnknown", json.RawMessage("true"))
+	}
 	var aux []event.Event
 	if opened {
 		aux = s.tablesOf(&e, tablesText)
@@ -462,16 +481,25 @@ func (s *session) setNoBackslash(on bool) {
 
 // dynamicSQL follows the session's SQL prepared statements and returns the
 // text whose tables a statement touches: for EXECUTE, the text its PREPARE
-// gave (none when an expression gave it, which only the server
-// evaluates); for EXECUTE IMMEDIATE, its literal; else text itself.
+// gave; for EXECUTE IMMEDIATE, its own; else text itself. A text from a
+// user variable is known when vars (what the statement just before set to
+// literals) has it. unknown tells that the statement runs SQL whose text
+// only the server knows (an expression, a variable set otherwise).
 // Without it, PREPARE s FROM '...' and EXECUTE s would read any table
 // without an AUX event naming it.
-func (s *session) dynamicSQL(text string, ok bool) string {
+func (s *session) dynamicSQL(text string, ok bool, vars []tables.Assign) (string, bool) {
 	d, dyn := tables.DynamicSQL(text)
 	if !dyn || len(splitStatements(text)) > 1 {
 		// A text of several statements the proxy could not split by
 		// its results: the tables of all of them, from the whole text.
-		return text
+		return text, false
+	}
+	if !d.Known && d.Var != "" {
+		for _, a := range vars {
+			if a.Var == d.Var {
+				d.Text, d.Known = a.Text, true
+			}
+		}
 	}
 	switch d.Op {
 	case tables.Prepare:
@@ -484,18 +512,26 @@ func (s *session) dynamicSQL(text string, ok bool) string {
 			}
 			s.prepared[d.Name] = d.Text
 		}
-		return "" // preparing touches no table's data
+		return "", false // preparing touches no table's data
 	case tables.Deallocate:
 		if ok {
 			delete(s.prepared, d.Name)
 		}
-		return ""
+		return "", false
 	case tables.Execute:
-		return s.prepared[d.Name]
+		t := s.prepared[d.Name]
+		return t, t == ""
 	case tables.ExecuteImmediate:
-		return d.Text
+		return d.Text, !d.Known
 	}
-	return text
+	return text, false
+}
+
+// maybeSet tells cheaply whether text may be a SET, before
+// tables.SetVars reads it.
+func maybeSet(text string) bool {
+	q := skipSpaceAndComments(text)
+	return len(q) > 4 && (q[0]|0x20) == 's' && (q[1]|0x20) == 'e' && (q[2]|0x20) == 't' && (isSpace(q[3]) || q[3] == '@')
 }
 
 // maxSQLPrepared bounds the SQL prepared statements a session remembers.

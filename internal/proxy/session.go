@@ -192,9 +192,15 @@ type session struct {
 	noBackslash bool
 	// prepared holds the texts of the session's SQL prepared statements
 	// (PREPARE name FROM '...') by name, "" when an expression gave it.
-	prepared   map[string]string
-	tablesNext int
-	aux        []event.Event // a statement's AUX events, reused
+	prepared map[string]string
+	// cmdSeq numbers the session's commands; lastVars holds what the last
+	// statement (of command lastVarsSeq) set user variables to, when it
+	// was a SET of literals only.
+	cmdSeq      uint64
+	lastVars    []tables.Assign
+	lastVarsSeq uint64
+	tablesNext  int
+	aux         []event.Event // a statement's AUX events, reused
 }
 
 type tablesMemo struct {
@@ -215,9 +221,11 @@ type cmdRec struct {
 	results []stmtResult // outcomes of a multi-result command, until the last
 	cut     bool         // the text or a bound value was cut for the event
 	full    string       // the whole text, when text was cut
+	seq     uint64       // the command's number in the session
 }
 
 type stmtResult struct {
+	seq       uint64 // the command's, cmdRec.seq
 	ev        event.Event
 	ok        bool
 	hasStatus bool // status is the server's (an OK or a result set's end)

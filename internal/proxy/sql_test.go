@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"github.com/das-mysql/das/internal/tables"
 	"reflect"
 	"testing"
 )
@@ -91,39 +92,49 @@ func TestServerVersion(t *testing.T) {
 
 // TestSessionDynamicSQL: EXECUTE gets the tables of the text its PREPARE
 // gave, by name (case-insensitive), until DEALLOCATE; a failed PREPARE
-// changes nothing; an expression's text is unknown.
+// changes nothing; a text from an expression is unknown, and said so; one
+// from a user variable is known when the statement just before set it to
+// literals.
 func TestSessionDynamicSQL(t *testing.T) {
 	s := &session{}
+	q := []tables.Assign{{Var: "q", Text: "SELECT * FROM fromvar"}}
 	steps := []struct {
-		sql  string
-		ok   bool
-		want string
+		sql     string
+		ok      bool
+		vars    []tables.Assign
+		want    string
+		unknown bool
 	}{
-		{"EXECUTE s1", true, ""},
-		{"PREPARE s1 FROM 'SELECT * FROM secret'", true, ""},
-		{"execute S1", true, "SELECT * FROM secret"},
-		{"PREPARE s1 FROM 'SELECT * FROM other WHERE'", false, ""}, // the server refused it: s1 stays
-		{"EXECUTE s1 USING @a", true, "SELECT * FROM secret"},
-		{"PREPARE s1 FROM @q", true, ""},
-		{"EXECUTE s1", true, ""},
-		{"PREPARE `s 2` FROM 'DELETE FROM t2'", true, ""},
-		{"DEALLOCATE PREPARE `S 2`", true, ""},
-		{"EXECUTE `s 2`", true, ""},
-		{"EXECUTE IMMEDIATE 'TABLE secret'", true, "TABLE secret"},
-		{"SELECT 1", true, "SELECT 1"},
-		{"PREPARE s3 FROM 'SELECT 1'; CALL p(); SELECT * FROM secret", true, "PREPARE s3 FROM 'SELECT 1'; CALL p(); SELECT * FROM secret"},
+		{"EXECUTE s1", true, nil, "", true},
+		{"PREPARE s1 FROM 'SELECT * FROM secret'", true, nil, "", false},
+		{"execute S1", true, nil, "SELECT * FROM secret", false},
+		{"PREPARE s1 FROM 'SELECT * FROM other WHERE'", false, nil, "", false}, // the server refused it: s1 stays
+		{"EXECUTE s1 USING @a", true, nil, "SELECT * FROM secret", false},
+		{"PREPARE s1 FROM @q", true, nil, "", false},
+		{"EXECUTE s1", true, nil, "", true},
+		{"PREPARE s1 FROM @q", true, q, "", false},
+		{"EXECUTE s1", true, nil, "SELECT * FROM fromvar", false},
+		{"EXECUTE IMMEDIATE @q", true, q, "SELECT * FROM fromvar", false},
+		{"EXECUTE IMMEDIATE @q", true, nil, "", true},
+		{"EXECUTE IMMEDIATE CONCAT('SELECT * FROM ', @t)", true, nil, "", true},
+		{"PREPARE `s 2` FROM 'DELETE FROM t2'", true, nil, "", false},
+		{"DEALLOCATE PREPARE `S 2`", true, nil, "", false},
+		{"EXECUTE `s 2`", true, nil, "", true},
+		{"EXECUTE IMMEDIATE 'TABLE secret'", true, nil, "TABLE secret", false},
+		{"SELECT 1", true, nil, "SELECT 1", false},
+		{"PREPARE s3 FROM 'SELECT 1'; CALL p(); SELECT * FROM secret", true, nil, "PREPARE s3 FROM 'SELECT 1'; CALL p(); SELECT * FROM secret", false},
 	}
 	for _, st := range steps {
-		text := st.sql
+		text, unknown := st.sql, false
 		if maybeDynamic(st.sql) {
-			text = s.dynamicSQL(st.sql, st.ok)
+			text, unknown = s.dynamicSQL(st.sql, st.ok, st.vars)
 		}
-		if text != st.want {
-			t.Errorf("%q: tables from %q, want %q", st.sql, text, st.want)
+		if text != st.want || unknown != st.unknown {
+			t.Errorf("%q: tables from %q (unknown %v), want %q (%v)", st.sql, text, unknown, st.want, st.unknown)
 		}
 	}
 	for i := range maxSQLPrepared + 10 {
-		s.dynamicSQL(fmt.Sprintf("PREPARE p%d FROM 'SELECT 1'", i), true)
+		s.dynamicSQL(fmt.Sprintf("PREPARE p%d FROM 'SELECT 1'", i), true, nil)
 	}
 	if len(s.prepared) > maxSQLPrepared {
 		t.Errorf("%d prepared statements remembered, bound %d", len(s.prepared), maxSQLPrepared)

@@ -25,6 +25,9 @@ type Dynamic struct {
 	// evaluates.
 	Text  string
 	Known bool
+	// Var is the user variable (lower case, without @) an expression
+	// that is only @var takes the text from (PREPARE s FROM @q).
+	Var string
 }
 
 // DynamicSQL reads a statement of dynamic SQL: PREPARE name FROM 'text',
@@ -49,7 +52,7 @@ func DynamicSQL(sql string) (d Dynamic, ok bool) {
 	n := lx.next()
 	if d.Op == Execute && n.upper() == "IMMEDIATE" {
 		d.Op = ExecuteImmediate
-		d.Text, d.Known = literal(&lx)
+		d.Text, d.Known, d.Var = source(&lx)
 		return d, true
 	}
 	if n.kind != tokWord && n.kind != tokQuoted {
@@ -60,9 +63,107 @@ func DynamicSQL(sql string) (d Dynamic, ok bool) {
 		if f := lx.next(); f.upper() != "FROM" {
 			return Dynamic{}, false
 		}
-		d.Text, d.Known = literal(&lx)
+		d.Text, d.Known, d.Var = source(&lx)
 	}
 	return d, true
+}
+
+// source reads what a PREPARE or EXECUTE IMMEDIATE takes its text from:
+// literals, or a lone user variable, whose name it returns.
+func source(lx *lexer) (text string, known bool, v string) {
+	save := *lx
+	if t := lx.next(); t.kind == tokPunct && t.text == "@" {
+		if n := lx.next(); n.kind == tokWord || n.kind == tokQuoted {
+			name := strings.ToLower(n.ident())
+			e := lx.next()
+			for ; e.kind == tokPunct && e.text == ";"; e = lx.next() {
+			}
+			if e.kind == tokEOF {
+				return "", false, name
+			}
+		}
+		return "", false, ""
+	}
+	*lx = save
+	text, known = literal(lx)
+	return text, known, ""
+}
+
+// Assign is one user variable a SET gives a text only literals make.
+type Assign struct {
+	Var  string // lower case, without @
+	Text string
+}
+
+// SetVars reads a SET of user variables to literals: SET @a = 'x',
+// @b := CONCAT('y', 'z'). ok is false unless every assignment in the
+// statement is of that kind, so that a caller never keeps a value the
+// statement changed in a way it cannot know.
+func SetVars(sql string) (as []Assign, ok bool) {
+	lx := lexer{src: sql}
+	if lx.next().upper() != "SET" {
+		return nil, false
+	}
+	for {
+		if t := lx.next(); t.kind != tokPunct || t.text != "@" {
+			return nil, false
+		}
+		n := lx.next()
+		if n.kind != tokWord && n.kind != tokQuoted {
+			return nil, false
+		}
+		a := Assign{Var: strings.ToLower(n.ident())}
+		switch op := lx.next(); {
+		case op.kind == tokPunct && op.text == "=":
+		case op.kind == tokPunct && op.text == ":":
+			if eq := lx.next(); eq.kind != tokPunct || eq.text != "=" {
+				return nil, false
+			}
+		default:
+			return nil, false
+		}
+		var b strings.Builder
+		t := lx.next()
+		concat := t.upper() == "CONCAT"
+		if concat {
+			if p := lx.next(); p.kind != tokPunct || p.text != "(" {
+				return nil, false
+			}
+			t = lx.next()
+		}
+		for {
+			if t.kind == tokWord && (t.text[0] == '_' || t.upper() == "N") {
+				t = lx.next() // a character set introducer
+			}
+			if t.kind != tokString {
+				return nil, false
+			}
+			for ; t.kind == tokString; t = lx.next() {
+				b.WriteString(unquote(t.text))
+			}
+			if concat && t.kind == tokPunct && t.text == "," {
+				t = lx.next()
+				continue
+			}
+			break
+		}
+		if concat {
+			if t.kind != tokPunct || t.text != ")" {
+				return nil, false
+			}
+			t = lx.next()
+		}
+		a.Text = b.String()
+		as = append(as, a)
+		switch {
+		case t.kind == tokPunct && t.text == ",":
+			continue
+		case t.kind == tokEOF, t.kind == tokPunct && t.text == ";":
+			return as, true
+		default:
+			return nil, false
+		}
+	}
 }
 
 // literal reads a string expression that is only literals: adjacent
