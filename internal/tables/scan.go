@@ -54,9 +54,19 @@ func scan(sql string, noEsc bool) []Access {
 // a byte and an escape to a byte-wise reader, which then takes the rest of
 // the statement for a string: the classic way to hide SQL from a filter.
 func Ambiguous(sql string) bool {
-	for i := 1; i < len(sql); i++ {
-		if c := sql[i]; (c == '\\' || c == '`') && sql[i-1] >= 0x81 && sql[i-1] <= 0xfe {
-			return true
+	// Each byte's occurrences by IndexByte (vectorised): a bulk INSERT of
+	// megabytes has few backslashes and backquotes.
+	for _, c := range []byte{'\\', '`'} {
+		for i := 1; i < len(sql); {
+			k := strings.IndexByte(sql[i:], c)
+			if k < 0 {
+				break
+			}
+			i += k
+			if b := sql[i-1]; b >= 0x81 && b <= 0xfe {
+				return true
+			}
+			i++
 		}
 	}
 	return false

@@ -157,6 +157,13 @@ func FuzzScan(f *testing.F) {
 	f.Add("WITH x (a) AS (SELECT 1) UPDATE t SET a = 1")
 	f.Add("SELECT '\xbf\\' FROM `\x81` JOIN b -- '")
 	f.Fuzz(func(t *testing.T, sql string) {
+		naive := false
+		for i := 1; i < len(sql); i++ {
+			naive = naive || (sql[i] == '\\' || sql[i] == '`') && sql[i-1] >= 0x81 && sql[i-1] <= 0xfe
+		}
+		if Ambiguous(sql) != naive {
+			t.Fatalf("Ambiguous(%q) = %v", sql, !naive)
+		}
 		for _, a := range Scan(sql) {
 			for _, name := range []string{a.DB, a.Table, a.ToDB, a.ToTable} {
 				if !strings.Contains(sql, name) && !strings.Contains(sql, strings.ReplaceAll(name, "`", "``")) &&
