@@ -187,30 +187,63 @@ func mbCollation(id uint16) bool {
 }
 
 // setsMBCharset reports whether a statement that succeeded may have made
-// the client's character set one of mbCollation's: a SET that names one
-// (SET NAMES gbk, SET character_set_client = 'sjis', SET CHARACTER SET
-// big5, SET collation_connection = gbk_bin), or that sets a character set
-// from an expression or to DEFAULT, which only the server resolves. It
-// errs towards yes: a wrong yes costs only a second reading of the
-// session's ambiguous statements.
+// the client's character set, which is how the server reads statements,
+// one of mbCollation's: SET NAMES x, SET CHARACTER SET x (CHARSET x) or
+// an assignment to character_set_client, whose value names such a set or
+// is anything other than a plain name (a variable, DEFAULT, a function),
+// which only the server resolves. Assignments to user variables and to
+// other settings do not count: mysqldump's
+// SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT saves the set and
+// changes nothing. It errs towards yes: a wrong yes costs only a second
+// reading of the session's ambiguous statements.
 func setsMBCharset(text string) bool {
 	q := skipSpaceAndComments(text)
 	if strings.HasPrefix(q, "/*!") || strings.HasPrefix(q, "/*M!") {
 		q = skipSpaceAndComments(strings.TrimLeft(q[strings.IndexByte(q, '!')+1:], "0123456789"))
+		if end := strings.Index(q, "*/"); end >= 0 {
+			q = q[:end]
+		}
 	}
 	if len(q) < 4 || !strings.EqualFold(q[:3], "set") || !isSpace(q[3]) && q[3] != '@' && q[3] != '/' {
 		return false
 	}
-	l := strings.ToLower(q)
-	for _, cs := range []string{"gbk", "big5", "sjis", "cp932", "gb18030"} {
-		if strings.Contains(l, cs) {
-			return true
+	l := strings.ToLower(strings.TrimRight(strings.TrimSpace(q[3:]), ";"))
+	for _, prefix := range []string{"names", "character set", "charset"} {
+		if v, ok := strings.CutPrefix(l, prefix); ok && v != "" && (isSpace(v[0]) || v[0] == '\'' || v[0] == '"' || v[0] == '`') {
+			return riskyCharset(strings.Fields(v)[0])
 		}
 	}
-	if strings.Contains(l, "names") || strings.Contains(l, "character") || strings.Contains(l, "charset") || strings.Contains(l, "collation") {
-		// From a variable, a function or the server's default (and,
-		// erring towards yes, any SET @@character_set_client).
-		return strings.ContainsAny(l, "@(") || strings.Contains(l, "default")
+	for _, part := range strings.Split(l, ",") {
+		target, value, ok := strings.Cut(part, "=")
+		if !ok {
+			continue
+		}
+		target = strings.TrimSuffix(strings.TrimSpace(target), ":")
+		for _, scope := range []string{"global ", "session ", "local ", "@@global.", "@@session.", "@@local.", "@@"} {
+			target = strings.TrimSpace(strings.TrimPrefix(target, scope))
+		}
+		if target == "character_set_client" {
+			if f := strings.Fields(value); len(f) == 0 || riskyCharset(f[0]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// riskyCharset reports whether v, the value given for the client's
+// character set, may be one of mbCollation's sets: it names one, or it is
+// not a plain name at all.
+func riskyCharset(v string) bool {
+	v = strings.Trim(v, "'\"`")
+	switch v {
+	case "gbk", "big5", "sjis", "cp932", "gb18030", "default", "":
+		return true
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return true // @var, a function, anything the server evaluates
+		}
 	}
 	return false
 }
