@@ -274,3 +274,20 @@ func pingRetry(t testing.TB, db *sql.DB) error {
 	}
 	return err
 }
+
+// auxOf lists the AUX events of main's statement as "COMMAND objectName",
+// each followed by the values of the das members named in extra.
+func auxOf(sink *memSink, main event.Event, extra ...string) []string {
+	var out []string
+	for _, e := range sink.all() {
+		if e.SessionID != main.SessionID || e.StatementID != main.StatementID || e.Class != event.ClassAux {
+			continue
+		}
+		s := e.Command + " " + e.ObjectName
+		for _, k := range extra {
+			s += " " + string(e.Extra.Get(k))
+		}
+		out = append(out, s)
+	}
+	return out
+}

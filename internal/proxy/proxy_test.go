@@ -275,12 +275,7 @@ func TestMariaDB(t *testing.T) {
 		main := sink.wait(t, "padded", func(e event.Event) bool {
 			return e.SessionID == id && e.Class == event.ClassMain && e.CommandText == cutText(padded, 1024)
 		})
-		var aux []string
-		for _, e := range sink.all() {
-			if e.SessionID == id && e.StatementID == main.StatementID && e.Class == event.ClassAux {
-				aux = append(aux, e.Command+" "+e.ObjectName)
-			}
-		}
+		aux := auxOf(sink, main)
 		if want := []string{"READ " + testenv.TestDatabase + ".cut_tables"}; !reflect.DeepEqual(aux, want) {
 			t.Errorf("padded statement: AUX %q, want %q", aux, want)
 		}
@@ -520,12 +515,7 @@ func TestMariaDB(t *testing.T) {
 				t.Fatalf("%s: %q: %v (a = %d)", how, q, err, a)
 			}
 			main := sink.wait(t, how, queryText(id, q))
-			var aux []string
-			for _, e := range sink.all() {
-				if e.SessionID == id && e.StatementID == main.StatementID && e.Class == event.ClassAux {
-					aux = append(aux, e.Command+" "+e.ObjectName+" "+string(e.Extra.Get("dasTablesScanned")))
-				}
-			}
+			aux := auxOf(sink, main, "dasTablesScanned")
 			if want := []string{"READ " + testenv.TestDatabase + ".t_gbk true"}; !reflect.DeepEqual(aux, want) {
 				t.Errorf("%s: AUX %q, want %q", how, aux, want)
 			}
@@ -546,14 +536,7 @@ func TestMariaDB(t *testing.T) {
 		mustExec(t, db, "INSERT INTO t_nbe VALUES (5)")
 		q := `SELECT 'a\' AS x, a FROM t_nbe -- '`
 		aux := func(text string) []string {
-			main := sink.wait(t, text, queryText(id, text))
-			var out []string
-			for _, e := range sink.all() {
-				if e.SessionID == id && e.StatementID == main.StatementID && e.Class == event.ClassAux {
-					out = append(out, e.Command+" "+e.ObjectName+" "+string(e.Extra.Get("dasTablesScanned")))
-				}
-			}
-			return out
+			return auxOf(sink, sink.wait(t, text, queryText(id, text)), "dasTablesScanned")
 		}
 		mustExec(t, db, "SET SESSION sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES')")
 		var x string
@@ -600,12 +583,7 @@ func TestMariaDB(t *testing.T) {
 			}
 			mustExec(t, db, tc.exec)
 			main := sink.wait(t, tc.exec, queryText(id, tc.exec))
-			var aux []string
-			for _, e := range sink.all() {
-				if e.SessionID == id && e.StatementID == main.StatementID && e.Class == event.ClassAux {
-					aux = append(aux, e.Command+" "+e.ObjectName)
-				}
-			}
+			aux := auxOf(sink, main)
 			if !reflect.DeepEqual(aux, tc.aux) {
 				t.Errorf("%q after %q: AUX %q, want %q", tc.exec, tc.setup, aux, tc.aux)
 			}
@@ -1880,13 +1858,7 @@ func TestMariaDBServerCharset(t *testing.T) {
 		t.Fatalf("%q: %v", q, err)
 	}
 	rows.Close()
-	main := sink.wait(t, "the ambiguous statement", queryText(id, q))
-	var aux []string
-	for _, e := range sink.all() {
-		if e.SessionID == id && e.StatementID == main.StatementID && e.Class == event.ClassAux {
-			aux = append(aux, e.Command+" "+e.ObjectName)
-		}
-	}
+	aux := auxOf(sink, sink.wait(t, "the ambiguous statement", queryText(id, q)))
 	if want := []string{"READ " + testenv.TestDatabase + ".t_srvgbk"}; !reflect.DeepEqual(aux, want) {
 		t.Errorf("AUX %q, want %q", aux, want)
 	}

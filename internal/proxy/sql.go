@@ -103,19 +103,24 @@ func skipSpaceAndComments(q string) string {
 	}
 }
 
-// useTarget recognises "USE db" (db bare or `quoted`) and returns db.
-func useTarget(q string) (string, bool) {
+// sqlStart is q from its first token, past spaces and comments. An
+// executable comment there (/*!50000 ... */, /*M! ... */) stands for the
+// SQL inside it, which the server runs: its opener and version are
+// skipped, and its end ends the text.
+func sqlStart(q string) string {
 	q = skipSpaceAndComments(q)
 	if strings.HasPrefix(q, "/*!") || strings.HasPrefix(q, "/*M!") {
-		// /*!50000 USE db */: the server runs an executable comment's
-		// SQL, so the database changes as with a plain USE.
-		body := q[strings.IndexByte(q, '!')+1:]
-		body = strings.TrimLeft(body, "0123456789")
-		if end := strings.Index(body, "*/"); end >= 0 {
-			body = body[:end] + " " + body[end+2:]
+		q = skipSpaceAndComments(strings.TrimLeft(q[strings.IndexByte(q, '!')+1:], "0123456789"))
+		if end := strings.Index(q, "*/"); end >= 0 {
+			q = q[:end]
 		}
-		q = skipSpaceAndComments(body)
 	}
+	return q
+}
+
+// useTarget recognises "USE db" (db bare or `quoted`) and returns db.
+func useTarget(q string) (string, bool) {
+	q = sqlStart(q) // /*!50000 USE db */ changes the database too
 	if len(q) < 4 || !strings.EqualFold(q[:3], "use") {
 		return "", false
 	}
@@ -197,13 +202,7 @@ func mbCollation(id uint16) bool {
 // changes nothing. It errs towards yes: a wrong yes costs only a second
 // reading of the session's ambiguous statements.
 func setsMBCharset(text string) bool {
-	q := skipSpaceAndComments(text)
-	if strings.HasPrefix(q, "/*!") || strings.HasPrefix(q, "/*M!") {
-		q = skipSpaceAndComments(strings.TrimLeft(q[strings.IndexByte(q, '!')+1:], "0123456789"))
-		if end := strings.Index(q, "*/"); end >= 0 {
-			q = q[:end]
-		}
-	}
+	q := sqlStart(text)
 	if len(q) < 4 || !strings.EqualFold(q[:3], "set") || !isSpace(q[3]) && q[3] != '@' && q[3] != '/' {
 		return false
 	}
