@@ -30,9 +30,9 @@ import (
 // of losing them.
 type auditSink struct{ st *stream.Stream }
 
-func (a auditSink) Submit(ctx context.Context, ev event.Event, ack func()) error {
+func (a auditSink) Submit(ctx context.Context, evs []event.Event, ack func()) error {
 	for {
-		err := a.st.EnqueueAck(ctx, ev, ack)
+		err := a.st.EnqueueBatch(ctx, evs, ack)
 		if !errors.Is(err, stream.ErrNotRecording) {
 			return err
 		}

@@ -34,11 +34,13 @@ type fileSink struct {
 	pending []func()
 }
 
-func (s *fileSink) Submit(_ context.Context, ev event.Event, ack func()) error {
+func (s *fileSink) Submit(_ context.Context, evs []event.Event, ack func()) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.w.Write(ev.AppendJSON(nil))
-	s.w.WriteByte('\n')
+	for i := range evs {
+		s.w.Write(evs[i].AppendJSON(nil))
+		s.w.WriteByte('\n')
+	}
 	s.pending = append(s.pending, ack)
 	if len(s.pending) >= 64 {
 		return s.flushLocked()

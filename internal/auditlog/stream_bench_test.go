@@ -26,10 +26,11 @@ type writerSink struct {
 	done func()
 }
 
-func (s *writerSink) Submit(ctx context.Context, ev event.Event, ack func()) error {
-	return s.w.EnqueueAck(ctx, ev, func() {
+func (s *writerSink) Submit(ctx context.Context, evs []event.Event, ack func()) error {
+	n := len(evs)
+	return s.w.EnqueueBatch(ctx, evs, func() {
 		ack()
-		if s.acks++; s.acks == s.n {
+		if s.acks += n; s.acks == s.n {
 			s.done()
 		}
 	})

@@ -27,7 +27,10 @@ import (
 // called once the event is durable; acks may come from any goroutine and in
 // any order, the checkpoint only ever covers a gap-free prefix.
 type Sink interface {
-	Submit(ctx context.Context, ev event.Event, ack func()) error
+	// Submit takes events in order; ack is called once all of them are
+	// durable, and never if one of them was lost. The sink copies the
+	// events: evs is reused once Submit returns.
+	Submit(ctx context.Context, evs []event.Event, ack func()) error
 }
 
 // Start says where a Tailer begins when it has no checkpoint.
@@ -370,7 +373,16 @@ type reader struct {
 
 	idlePolls int           // polls in a row that found nothing new
 	poke      chan struct{} // the watcher saw unread bytes; capacity 1
+
+	// Events made and not yet submitted: a read buffer's lines go to the
+	// sink as one batch, with one acknowledgement for the position the
+	// batch ends at (pendAck).
+	pend    []event.Event
+	pendAck ackEntry
 }
+
+// maxPending bounds a batch of events handed to the sink at once.
+const maxPending = 256
 
 // fields returns room for an event's four das fields (source, position
 // and two flags), from a slab shared by a few hundred events: a slice of
@@ -727,6 +739,10 @@ func (r *reader) run(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		// Nothing waits unsubmitted while the reader sleeps or moves on.
+		if err := r.flush(ctx); err != nil {
+			return err
+		}
 		if msg := r.t.cpFailed.Swap(nil); msg != nil {
 			if err := r.warn(ctx, "checkpoint_failed", *msg); err != nil {
 				return err
@@ -872,6 +888,9 @@ func (r *reader) lines(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := r.flush(ctx); err != nil {
+		return err
+	}
 	// The read position, for the lag, once per buffer rather than per
 	// line (a Position on the heap each).
 	if r.last.hasPos && r.last.pos.file() == r.id {
@@ -917,10 +936,31 @@ func (r *reader) emit(ctx context.Context, line []byte, n int64, crc uint32, cut
 	return r.submit(ctx, ev, e)
 }
 
+// submit adds an event to the pending batch, handing the batch on when it
+// is full. e is the event's position (a warning's has none).
 func (r *reader) submit(ctx context.Context, ev event.Event, e ackEntry) error {
-	ack := r.t.track(e)
-	r.t.events.Add(1)
-	if err := r.sink.Submit(ctx, ev, ack); err != nil {
+	r.pend = append(r.pend, ev)
+	if e.hasPos || len(r.pend) == 1 {
+		r.pendAck = e
+	}
+	if len(r.pend) >= maxPending {
+		return r.flush(ctx)
+	}
+	return nil
+}
+
+// flush hands the pending events to the sink. Every path that may wait
+// (for the log to grow, or between files) flushes first.
+func (r *reader) flush(ctx context.Context) error {
+	if len(r.pend) == 0 {
+		return nil
+	}
+	ack := r.t.track(r.pendAck)
+	r.t.events.Add(uint64(len(r.pend)))
+	err := r.sink.Submit(ctx, r.pend, ack)
+	clear(r.pend) // no references kept to the lines' strings
+	r.pend = r.pend[:0]
+	if err != nil {
 		return fmt.Errorf("auditlog: submit: %w", err)
 	}
 	return nil
@@ -937,7 +977,10 @@ func (r *reader) warn(ctx context.Context, kind, msg string) error {
 	ev.ErrorMessage = msg
 	ev.ServerHost = t.o.ServerHost
 	ev.Extra = event.Fields{{Key: "dasSource", Value: jsonSource}, {Key: "dasWarning", Value: json.RawMessage(strconv.Quote(kind))}}
-	return r.submit(ctx, ev, ackEntry{})
+	if err := r.submit(ctx, ev, ackEntry{}); err != nil {
+		return err
+	}
+	return r.flush(ctx)
 }
 
 // warnOnce reports a condition once until clearWarn. A failed submit shows
@@ -1303,7 +1346,10 @@ func (r *reader) atEOF(ctx context.Context) (switched bool, err error) {
 func (r *reader) flushPartial(ctx context.Context) error {
 	if r.cutting {
 		r.cutting = false
-		return r.emit(ctx, r.cutHead, r.cutLen, r.cutCRC, true)
+		if err := r.emit(ctx, r.cutHead, r.cutLen, r.cutCRC, true); err != nil {
+			return err
+		}
+		return r.flush(ctx)
 	}
 	if len(r.buf) == 0 {
 		return nil
@@ -1312,5 +1358,8 @@ func (r *reader) flushPartial(ctx context.Context) error {
 	crc := crc32.Update(0, castagnoli, line)
 	err := r.emit(ctx, line, int64(len(line)), crc, false)
 	r.buf = r.buf[:0]
-	return err
+	if err != nil {
+		return err
+	}
+	return r.flush(ctx)
 }

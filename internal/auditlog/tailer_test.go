@@ -22,11 +22,11 @@ type memSink struct {
 	mu     sync.Mutex
 	events []event.Event
 	hold   bool
-	held   []func()      // held[i] acks events[i]; nil once acked
+	held   []func()      // held[i] acks the batch that ends with events[i]; nil once acked
 	block  chan struct{} // when non-nil, Submit waits for it to be closed
 }
 
-func (s *memSink) Submit(ctx context.Context, ev event.Event, ack func()) error {
+func (s *memSink) Submit(ctx context.Context, evs []event.Event, ack func()) error {
 	if s.block != nil {
 		select {
 		case <-s.block:
@@ -35,8 +35,11 @@ func (s *memSink) Submit(ctx context.Context, ev event.Event, ack func()) error 
 		}
 	}
 	s.mu.Lock()
-	s.events = append(s.events, ev)
+	s.events = append(s.events, evs...)
 	hold := s.hold
+	for range len(evs) - 1 {
+		s.held = append(s.held, nil)
+	}
 	if hold {
 		s.held = append(s.held, ack)
 	} else {
@@ -673,9 +676,9 @@ type countSink struct {
 	done    func()
 }
 
-func (s *countSink) Submit(_ context.Context, _ event.Event, ack func()) error {
+func (s *countSink) Submit(_ context.Context, evs []event.Event, ack func()) error {
 	ack()
-	if s.seen++; s.seen == s.n {
+	if s.seen += len(evs); s.seen == s.n {
 		s.done()
 	}
 	return nil

@@ -84,10 +84,23 @@ type Stats struct {
 // ErrClosed is returned by Submit after Close.
 var ErrClosed = errors.New("pipeline: stream writer closed")
 
-type item struct {
-	ev   event.Event
+// meta is what a queued event's submitter waits on, kept beside the event
+// (queue and evs are parallel) so that a taken chunk of events is sealed in
+// place, without copying each event out of its queue entry.
+type meta struct {
 	done func(error) // sync mode: told once, when durable or not
-	ack  func()      // EnqueueAck: called once durable
+	ack  *ackGroup   // EnqueueBatch: the group the event belongs to
+	last bool        // the event is its group's last: the group ends in its record
+}
+
+// ackGroup is the acknowledgement of events enqueued together: its fn is
+// called once the last of them is durable, and never when any of them was
+// lost (not sealed, or refused by the sink), so that a log tailer's
+// checkpoint never passes an event the stream does not hold. Records are
+// durable in order, so the group's last event stands for all of them.
+type ackGroup struct {
+	fn   func()
+	lost atomic.Bool
 }
 
 // Writer is one stream's writer.
@@ -103,7 +116,8 @@ type Writer struct {
 	// just accumulate, so a busy proxy does not wake the writer per
 	// statement (a goroutine hand-off per event cost more than sealing it).
 	qmu        sync.Mutex
-	queue      []item
+	queue      []event.Event
+	qmeta      []meta        // parallel to queue
 	held       int           // taken by the writer, not yet sealed: counts toward the bound
 	syncQueued int           // queued events whose submitter waits
 	idle       bool          // the writer sleeps until something is queued
@@ -134,7 +148,8 @@ type pending struct {
 	events int
 	wait   func() error
 	dones  []func(error)
-	acks   []func()
+	groups []*ackGroup // every ack group with an event in the record
+	ends   []*ackGroup // those whose last event is in it
 }
 
 // New starts a writer that continues the chain found in sink.
@@ -178,7 +193,7 @@ func New(sealer Sealer, sink Sink, o Options) *Writer {
 // before it is queued. It reports false when the queue is full and the event
 // was dropped (counted).
 func (w *Writer) Submit(ev event.Event) bool {
-	return w.enqueue(context.Background(), item{ev: ev}, false) == nil
+	return w.enqueue(context.Background(), ev, meta{}, false) == nil
 }
 
 // SubmitWait queues an event and waits until its record is durable (sync
@@ -188,7 +203,7 @@ func (w *Writer) SubmitWait(ctx context.Context, ev event.Event) error {
 	done := make(chan error, 1)
 	// The deadline covers waiting for room too: a full queue (the sink down
 	// for long) must not hold a session past its sync timeout.
-	if err := w.enqueue(ctx, item{ev: ev, done: func(err error) { done <- err }}, true); err != nil {
+	if err := w.enqueue(ctx, ev, meta{done: func(err error) { done <- err }}, true); err != nil {
 		return err
 	}
 	select {
@@ -210,7 +225,7 @@ func (w *Writer) SubmitWait(ctx context.Context, ev event.Event) error {
 // long sink outage would grow the queue by one event per session per
 // timeout). After Close it returns ErrClosed and done is not called.
 func (w *Writer) SubmitNotify(ev event.Event, done func(error)) error {
-	return w.enqueue(context.Background(), item{ev: ev, done: done}, false)
+	return w.enqueue(context.Background(), ev, meta{done: done}, false)
 }
 
 // ErrNotDurable is SubmitWait giving up on an event it queued: the event
@@ -220,7 +235,52 @@ var ErrNotDurable = errors.New("pipeline: event queued but not durable in time")
 // EnqueueAck is Enqueue with an acknowledgement: ack is called, in order,
 // once the event's record is durable (a log tailer checkpoints on it).
 func (w *Writer) EnqueueAck(ctx context.Context, ev event.Event, ack func()) error {
-	return w.enqueue(ctx, item{ev: ev, ack: ack}, true)
+	m := meta{}
+	if ack != nil {
+		m = meta{ack: &ackGroup{fn: ack}, last: true}
+	}
+	return w.enqueue(ctx, ev, m, true)
+}
+
+// EnqueueBatch is EnqueueAck for several events, in order and together:
+// ack is called once, when all of them are durable, and not at all if any
+// was lost. It waits while the queue is full, then takes the whole batch
+// under one lock, so a batch may pass the queue's bound by its own size
+// (callers keep batches small: the tailer's hold at most a read buffer's
+// lines). One lock, one wake-up and one acknowledgement per batch instead
+// of per event: for a tailer, the queue's cost per line was as large as
+// parsing it. The events are copied; evs may be reused on return.
+func (w *Writer) EnqueueBatch(ctx context.Context, evs []event.Event, ack func()) error {
+	if len(evs) == 0 {
+		if ack != nil {
+			ack()
+		}
+		return nil
+	}
+	for i := range evs {
+		evs[i].CommandText = redact.SQL(evs[i].CommandText)
+	}
+	if err := w.waitRoom(ctx, w.o.QueueEvents, true, len(evs)); err != nil {
+		return err
+	}
+	var g *ackGroup
+	if ack != nil {
+		g = &ackGroup{fn: ack}
+	}
+	before := len(w.queue)
+	w.queue = append(w.queue, evs...)
+	for range len(evs) - 1 {
+		w.qmeta = append(w.qmeta, meta{ack: g})
+	}
+	w.qmeta = append(w.qmeta, meta{ack: g, last: true})
+	wake := w.idle || before < w.o.MaxEvents && len(w.queue) >= w.o.MaxEvents
+	w.idle = false
+	w.qmu.Unlock()
+	w.eventsIn.Add(uint64(len(evs)))
+	if wake {
+		w.signal(w.wake)
+	}
+	return nil
 }
 
 // SubmitAll is Submit for several events, in order, under one lock (the
@@ -237,8 +297,9 @@ func (w *Writer) SubmitAll(evs []event.Event) int {
 	}
 	n := min(max(w.o.QueueEvents-len(w.queue)-w.held, 0), len(evs))
 	before := len(w.queue)
-	for i := range n {
-		w.queue = append(w.queue, item{ev: evs[i]})
+	w.queue = append(w.queue, evs[:n]...)
+	for range n {
+		w.qmeta = append(w.qmeta, meta{})
 	}
 	wake := n > 0 && (w.idle || before < w.o.MaxEvents && len(w.queue) >= w.o.MaxEvents)
 	if n > 0 {
@@ -258,17 +319,40 @@ func (w *Writer) SubmitAll(evs []event.Event) int {
 // Enqueue queues an event, waiting while the queue is full: backpressure
 // instead of loss, for sources that can wait (a file being replayed).
 func (w *Writer) Enqueue(ctx context.Context, ev event.Event) error {
-	return w.enqueue(ctx, item{ev: ev}, true)
+	return w.enqueue(ctx, ev, meta{}, true)
 }
 
-func (w *Writer) enqueue(ctx context.Context, it item, block bool) error {
-	it.ev.CommandText = redact.SQL(it.ev.CommandText)
+func (w *Writer) enqueue(ctx context.Context, ev event.Event, m meta, block bool) error {
+	ev.CommandText = redact.SQL(ev.CommandText)
 	bound := w.o.QueueEvents
-	if it.done != nil {
+	if m.done != nil {
 		// A sync event has as much again: past QueueEvents, the events over
 		// it are sync ones, backed up themselves (the sink down).
 		bound = w.syncBound
 	}
+	if err := w.waitRoom(ctx, bound, block, 1); err != nil {
+		return err
+	}
+	w.queue = append(w.queue, ev)
+	w.qmeta = append(w.qmeta, m)
+	wake := w.idle || len(w.queue) == w.o.MaxEvents
+	w.idle = false
+	if m.done != nil {
+		w.syncQueued++
+		wake = true
+	}
+	w.qmu.Unlock()
+	w.eventsIn.Add(1)
+	if wake {
+		w.signal(w.wake)
+	}
+	return nil
+}
+
+// waitRoom locks qmu and returns with it held once the queue is under
+// bound, or, without it, ErrClosed, ErrQueueFull (block false: the n events
+// are counted as dropped) or ctx's error.
+func (w *Writer) waitRoom(ctx context.Context, bound int, block bool, n int) error {
 	w.qmu.Lock()
 	for {
 		if w.closed.Load() {
@@ -276,12 +360,12 @@ func (w *Writer) enqueue(ctx context.Context, it item, block bool) error {
 			return ErrClosed
 		}
 		if len(w.queue)+w.held < bound {
-			break
+			return nil
 		}
 		if !block {
 			w.qmu.Unlock()
-			w.eventsIn.Add(1)
-			w.dropped.Add(1)
+			w.eventsIn.Add(uint64(n))
+			w.dropped.Add(uint64(n))
 			return ErrQueueFull
 		}
 		if w.space == nil {
@@ -292,25 +376,12 @@ func (w *Writer) enqueue(ctx context.Context, it item, block bool) error {
 		select {
 		case <-space:
 		case <-ctx.Done():
-			w.eventsIn.Add(1)
-			w.dropped.Add(1)
+			w.eventsIn.Add(uint64(n))
+			w.dropped.Add(uint64(n))
 			return ctx.Err()
 		}
 		w.qmu.Lock()
 	}
-	w.queue = append(w.queue, it)
-	wake := w.idle || len(w.queue) == w.o.MaxEvents
-	w.idle = false
-	if it.done != nil {
-		w.syncQueued++
-		wake = true
-	}
-	w.qmu.Unlock()
-	w.eventsIn.Add(1)
-	if wake {
-		w.signal(w.wake)
-	}
-	return nil
 }
 
 // signal leaves a token on a capacity-1 channel without waiting.
@@ -363,8 +434,8 @@ func (w *Writer) Stats() Stats {
 
 func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 	defer close(w.acks)
-	batch := make([]event.Event, 0, w.o.MaxEvents)
-	var taken []item
+	var taken []event.Event
+	var tmeta []meta
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	armed, lingered := false, false
@@ -381,27 +452,23 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 	// statements does not pay a wasted seal per record.
 	fit := w.o.MaxEvents
 
-	// seal makes one record of chunk (at most MaxEvents items) and hands
-	// it to the sink. A record over the sink's limit is not handed on: its
-	// halves are sealed instead, and one event too large alone is cut.
-	var seal func(chunk []item, cuts int)
-	seal = func(chunk []item, cuts int) {
-		batch = batch[:0]
-		for i := range chunk {
-			batch = append(batch, chunk[i].ev)
-		}
+	// seal makes one record of chunk (at most MaxEvents events; ms holds
+	// their submitters) and hands it to the sink. A record over the sink's
+	// limit is not handed on: its halves are sealed instead, and one event
+	// too large alone is cut.
+	var seal func(chunk []event.Event, ms []meta, cuts int)
+	seal = func(chunk []event.Event, ms []meta, cuts int) {
 		next := seq + 1
-		s, err := w.sealWithRetry(batch, next, prev)
+		s, err := w.sealWithRetry(chunk, next, prev)
 		// Three cuts fit any event whose size is its text; one that still
 		// does not fit is handed on and the sink says why it refuses it.
 		if err == nil && w.maxRecord > 0 && len(s.Line) > w.maxRecord && cuts < 3 {
-			clear(batch)
 			if len(chunk) > 1 {
 				w.splits.Add(1)
 				half := len(chunk) / 2
 				fit = max(1, min(fit, half))
-				seal(chunk[:half], 0)
-				seal(chunk[half:], 0)
+				seal(chunk[:half], ms[:half], 0)
+				seal(chunk[half:], ms[half:], 0)
 				return
 			}
 			if cuts == 0 {
@@ -409,38 +476,45 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 				w.log.Warn("an event alone exceeds the sink's record limit; its commandText is cut",
 					"limit", w.maxRecord, "sealed", len(s.Line))
 			}
-			chunk[0].ev = fitEvent(chunk[0].ev, len(s.Line), w.maxRecord)
-			seal(chunk, cuts+1)
+			chunk[0] = fitEvent(chunk[0], len(s.Line), w.maxRecord)
+			seal(chunk, ms, cuts+1)
 			return
 		}
 		if err == nil && w.maxRecord > 0 && len(s.Line) < w.maxRecord/2 && len(chunk) == fit {
 			fit = min(w.o.MaxEvents, 2*fit)
 		}
 		var dones []func(error)
-		var acks []func()
-		for i := range chunk {
-			if chunk[i].done != nil {
-				dones = append(dones, chunk[i].done)
+		var groups, ends []*ackGroup
+		for i := range ms {
+			if ms[i].done != nil {
+				dones = append(dones, ms[i].done)
 			}
-			if chunk[i].ack != nil {
-				acks = append(acks, chunk[i].ack)
+			if g := ms[i].ack; g != nil {
+				if len(groups) == 0 || groups[len(groups)-1] != g {
+					groups = append(groups, g)
+				}
+				if ms[i].last {
+					ends = append(ends, g)
+				}
 			}
 		}
 		if err != nil {
 			// The batch cannot be sealed (KMS down): its events are lost, and
 			// said so; the stream lifecycle decides what happens next.
 			w.sealErrs.Add(1)
-			w.dropped.Add(uint64(len(batch)))
-			w.log.Error("sealing failed; events dropped", "seq", next, "events", len(batch), "err", err)
+			w.dropped.Add(uint64(len(chunk)))
+			w.log.Error("sealing failed; events dropped", "seq", next, "events", len(chunk), "err", err)
+			for _, g := range groups {
+				g.lost.Store(true)
+			}
 			for _, d := range dones {
 				d(err)
 			}
 		} else {
 			seq, prev = next, &s.Digest
 			w.inflight.Add(1)
-			w.acks <- pending{seq: next, events: len(batch), wait: w.sink.AppendAsync(next, s.Line), dones: dones, acks: acks}
+			w.acks <- pending{seq: next, events: len(chunk), wait: w.sink.AppendAsync(next, s.Line), dones: dones, groups: groups, ends: ends}
 		}
-		clear(batch) // no references kept to sealed events' strings
 	}
 
 	for {
@@ -459,7 +533,7 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 			case now := <-hbC:
 				if now.Sub(lastActivity) >= w.o.HeartbeatInterval {
 					w.heartbeats.Add(1)
-					seal([]item{{ev: w.o.Heartbeat(w.o.Now())}}, 0)
+					seal([]event.Event{w.o.Heartbeat(w.o.Now())}, []meta{{}}, 0)
 					lastActivity = now
 				}
 			}
@@ -488,11 +562,14 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 		// for the next one (or its linger) instead of being sealed as a
 		// small record of its own, each of which costs a signature.
 		if k := n - n%w.o.MaxEvents; !closed && !lingered && w.o.Linger > 0 && w.syncQueued == 0 && k > 0 && k < n {
-			rest := w.queue[k:]
+			rest, rmeta := w.queue[k:], w.qmeta[k:]
 			taken, w.queue = w.queue[:k], append(taken[:0], rest...)
+			tmeta, w.qmeta = w.qmeta[:k], append(tmeta[:0], rmeta...)
 			clear(rest)
+			clear(rmeta)
 		} else {
 			taken, w.queue = w.queue, taken[:0]
+			tmeta, w.qmeta = w.qmeta, tmeta[:0]
 		}
 		w.held, w.syncQueued, w.idle = len(taken), 0, false
 		w.qmu.Unlock()
@@ -503,10 +580,12 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 		lingered = false
 		lastActivity = w.o.Now()
 		for i := 0; i < len(taken); {
-			chunk := taken[i:min(len(taken), i+fit)]
-			seal(chunk, 0)
-			clear(chunk)
-			i += len(chunk)
+			end := min(len(taken), i+fit)
+			chunk, ms := taken[i:end], tmeta[i:end]
+			seal(chunk, ms, 0)
+			clear(chunk) // no references kept to sealed events' strings
+			clear(ms)
+			i = end
 			w.qmu.Lock()
 			w.held -= len(chunk)
 			if w.space != nil {
@@ -515,7 +594,7 @@ func (w *Writer) run(seq uint64, prev *dasrecord.Digest) {
 			}
 			w.qmu.Unlock()
 		}
-		taken = taken[:0]
+		taken, tmeta = taken[:0], tmeta[:0]
 	}
 }
 
@@ -603,6 +682,9 @@ func (w *Writer) acker() {
 			w.o.OnSinkStall(false)
 		}
 		if err != nil {
+			for _, g := range p.groups {
+				g.lost.Store(true)
+			}
 			w.sinkErrs.Add(1)
 			w.dropped.Add(uint64(p.events))
 			w.log.Error("record not durable", "seq", p.seq, "events", p.events, "err", err)
@@ -616,8 +698,10 @@ func (w *Writer) acker() {
 			if w.o.OnDurable != nil {
 				w.o.OnDurable(p.seq, p.events)
 			}
-			for _, a := range p.acks {
-				a()
+			for _, g := range p.ends {
+				if !g.lost.Load() {
+					g.fn()
+				}
 			}
 		}
 		for _, d := range p.dones {

@@ -716,3 +716,75 @@ func TestSubmitAll(t *testing.T) {
 		t.Fatal("SubmitAll after Close took an event")
 	}
 }
+
+// failSeqSink refuses the records with the given sequence numbers.
+type failSeqSink struct {
+	memSink
+	fail map[uint64]bool
+}
+
+func (f *failSeqSink) AppendAsync(seq uint64, line []byte) func() error {
+	if f.fail[seq] {
+		return func() error { return fmt.Errorf("record %d refused", seq) }
+	}
+	return f.memSink.AppendAsync(seq, line)
+}
+
+// A batch is acknowledged once, when its last event is durable, and never
+// when any of its events was lost, even if the records after the loss are
+// durable: a tailer's checkpoint must not pass an event the stream lacks.
+func TestEnqueueBatchAcks(t *testing.T) {
+	batch := func(prefix string, n int) []event.Event {
+		evs := make([]event.Event, n)
+		for i := range evs {
+			evs[i] = q(fmt.Sprintf("%s%d", prefix, i))
+		}
+		return evs
+	}
+	cases := []struct {
+		name      string
+		sealFails int             // the first seals that fail
+		sinkFails map[uint64]bool // records the sink refuses
+		wantAcks  []string        // batches acknowledged, in order
+		wantLost  uint64
+	}{
+		{name: "all durable", wantAcks: []string{"a", "b"}},
+		{name: "first record of a spanning batch not sealed", sealFails: 1, wantAcks: []string{"b"}, wantLost: 4},
+		{name: "middle record of a spanning batch refused", sinkFails: map[uint64]bool{2: true}, wantAcks: []string{"b"}, wantLost: 4},
+		{name: "the record holding both batches' ends refused", sinkFails: map[uint64]bool{3: true}, wantAcks: nil, wantLost: 4},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &textSealer{}
+			s.fail.n = tc.sealFails
+			sink := &failSeqSink{fail: tc.sinkFails}
+			w := New(s, sink, Options{MaxEvents: 4, Linger: time.Hour})
+			var mu sync.Mutex
+			var acks []string
+			ack := func(name string) func() {
+				return func() { mu.Lock(); acks = append(acks, name); mu.Unlock() }
+			}
+			// Records of 4: a0-a3 | a4-a7 | a8 a9 b0 b1 (both ends).
+			a, b := batch("a", 10), batch("b", 2)
+			if err := w.EnqueueBatch(context.Background(), a, ack("a")); err != nil {
+				t.Fatal(err)
+			}
+			clear(a) // the writer holds copies
+			if err := w.EnqueueBatch(context.Background(), b, ack("b")); err != nil {
+				t.Fatal(err)
+			}
+			w.Close(context.Background())
+			if !slices.Equal(acks, tc.wantAcks) {
+				t.Errorf("acknowledged %v, want %v", acks, tc.wantAcks)
+			}
+			if st := w.Stats(); st.EventsIn != 12 || st.EventsDropped != tc.wantLost || st.EventsDurable != 12-tc.wantLost {
+				t.Errorf("stats %+v", st)
+			}
+			if tc.wantLost == 0 {
+				if got := chainedTexts(t, &sink.memSink); !slices.Equal(got, []string{"a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "b0", "b1"}) {
+					t.Errorf("stream holds %v", got)
+				}
+			}
+		})
+	}
+}

@@ -598,6 +598,19 @@ func (s *Stream) EnqueueAck(ctx context.Context, ev event.Event, ack func()) err
 	return w.EnqueueAck(ctx, ev, ack)
 }
 
+// EnqueueBatch takes events in order with backpressure and calls ack once
+// all of them are durable (never if one was lost): the audit-log tailer's
+// sink, a read buffer's lines at a time.
+func (s *Stream) EnqueueBatch(ctx context.Context, evs []event.Event, ack func()) error {
+	s.mu.Lock()
+	w := s.writer
+	s.mu.Unlock()
+	if w == nil {
+		return ErrNotRecording
+	}
+	return w.EnqueueBatch(ctx, evs, ack)
+}
+
 // Admit is the fail_closed check for a new database session.
 func (s *Stream) Admit() error {
 	if !s.o.FailClosed {
