@@ -912,15 +912,17 @@ func (r *reader) emit(ctx context.Context, line []byte, n int64, crc uint32, cut
 	pos := Position{Dev: r.id.dev, Inode: r.id.ino, Born: r.id.born, Offset: r.lineStart + n}
 	r.lineStart += n
 	rec, err := parseLine(line, t.o.Location, &r.strs)
-	var ev event.Event
+	// The event is made where the batch holds it.
+	r.pend = append(r.pend, event.Event{})
+	ev := &r.pend[len(r.pend)-1]
 	if err != nil {
 		u := t.unparsed.Add(1)
 		if u <= 10 || u%1000 == 0 {
 			t.log.Warn("auditlog: line is not a server_audit record; kept as an UNPARSED event", "pos", pos.String(), "err", err, "unparsed", u)
 		}
-		ev = unparsedEvent(line, err, t.o.Now(), t.o.ServerHost)
+		*ev = unparsedEvent(line, err, t.o.Now(), t.o.ServerHost)
 	} else {
-		ev = rec.Event(EventOptions{ServerHost: t.o.ServerHost, QueryLogLimit: t.o.QueryLogLimit, Extra: r.fields()})
+		rec.fillEvent(ev, EventOptions{ServerHost: t.o.ServerHost, QueryLogLimit: t.o.QueryLogLimit, Extra: r.fields()})
 		t.lastLineUnixNano.Store(rec.Time.UnixNano())
 	}
 	if cut {
@@ -933,13 +935,18 @@ func (r *reader) emit(ctx context.Context, line []byte, n int64, crc uint32, cut
 	ev.Extra = append(ev.Extra, event.Field{Key: "dasAuditPos", Value: r.posJSON(pos)})
 	e := ackEntry{pos: pos, n: n, crc: crc, hasPos: true}
 	r.last = e
-	return r.submit(ctx, ev, e)
+	return r.added(ctx, e)
 }
 
 // submit adds an event to the pending batch, handing the batch on when it
 // is full. e is the event's position (a warning's has none).
 func (r *reader) submit(ctx context.Context, ev event.Event, e ackEntry) error {
 	r.pend = append(r.pend, ev)
+	return r.added(ctx, e)
+}
+
+// added accounts for the event just appended to the pending batch.
+func (r *reader) added(ctx context.Context, e ackEntry) error {
 	if e.hasPos || len(r.pend) == 1 {
 		r.pendAck = e
 	}
