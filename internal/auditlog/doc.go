@@ -71,9 +71,10 @@
 // Lag: Stats.LagBytes (unread bytes in the current and newer files) and
 // LagSeconds (now - time of the last line read; 0 when caught up).
 //
-// Exactly once. The Sink acks each event once it is durable. The tailer
-// checkpoints (at most every CheckpointInterval, 1 s, and when Run ends)
-// the end of the longest gap-free prefix of acknowledged lines: device,
+// Exactly once. The reader hands the Sink the lines of each read (at most
+// 256) as one batch, and the Sink acks a batch once all its events are
+// durable, never when one of them was lost. The tailer checkpoints (at most every CheckpointInterval, 1 s, and when Run ends)
+// the end of the longest gap-free prefix of acknowledged batches: device,
 // inode, birth time, offset and a CRC-32C digest of the line before the
 // offset, written to a temporary file, fsynced, renamed and the directory
 // fsynced (mode 0600). On Run it resumes from the checkpoint if the file is
