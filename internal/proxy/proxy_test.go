@@ -488,36 +488,49 @@ func TestMariaDB(t *testing.T) {
 	})
 
 	// A session in GBK: 0xBF 0x5C is one character to the server, which
-	// then runs "FROM t_gbk"; read byte by byte, the backslash escapes the
-	// quote and the rest looks like a string. Both readings name tables,
-	// whether the character set came with the handshake or a SET NAMES.
+	// then runs "FROM t_mb"; read byte by byte, the backslash escapes the
+	// quote and the rest looks like a string. The multibyte sets disagree
+	// on which bytes begin a character, so a text can also hide its table
+	// from the byte-wise and the GBK readings alike: in SJIS 0xBB is a
+	// character alone and 0xE0 0x5C one (GBK pairs 0xBB 0xE0 and escapes
+	// the quote); Big5 does not begin a character with 0x81 (GBK and SJIS
+	// pair 0x81 0xA1). Every reading names the table, whether the
+	// character set came with the handshake or a SET NAMES.
 	t.Run("MultibyteCharset", func(t *testing.T) {
 		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
-		for _, how := range []string{"SET NAMES", "handshake"} {
-			c := userCfg(addr)
-			if how == "SET NAMES" {
-				if err := c.Apply(gomysql.Charset("gbk", "")); err != nil {
-					t.Fatal(err)
+		for _, tc := range []struct{ charset, collation, q string }{
+			{"gbk", "gbk_chinese_ci", "SELECT '\xbf\\' AS x, a FROM t_mb -- '"},
+			{"sjis", "sjis_japanese_ci", "SELECT 'x\xbb\xe0\\' AS x, a FROM t_mb -- '"},
+			{"cp932", "cp932_japanese_ci", "SELECT 'x\xbb\xe0\\' AS x, a FROM t_mb -- '"},
+			{"big5", "big5_chinese_ci", "SELECT 'x\x81\xa1\\' AS x, a FROM t_mb -- '"},
+		} {
+			for _, how := range []string{"SET NAMES", "handshake"} {
+				name := tc.charset + " " + how
+				c := userCfg(addr)
+				if how == "SET NAMES" {
+					if err := c.Apply(gomysql.Charset(tc.charset, "")); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					c.Collation = tc.collation
 				}
-			} else {
-				c.Collation = "gbk_chinese_ci"
-			}
-			db := openDB(t, c)
-			db.SetMaxOpenConns(1)
-			id := connectionID(t, db)
-			mustExec(t, db, "CREATE TABLE IF NOT EXISTS t_gbk (a INT)")
-			mustExec(t, db, "DELETE FROM t_gbk")
-			mustExec(t, db, "INSERT INTO t_gbk VALUES (7)")
-			q := "SELECT '\xbf\\' AS x, a FROM t_gbk -- '"
-			var x string
-			var a int
-			if err := db.QueryRow(q).Scan(&x, &a); err != nil || a != 7 {
-				t.Fatalf("%s: %q: %v (a = %d)", how, q, err, a)
-			}
-			main := sink.wait(t, how, queryText(id, q))
-			aux := auxOf(sink, main, "dasTablesScanned")
-			if want := []string{"READ " + testenv.TestDatabase + ".t_gbk true"}; !reflect.DeepEqual(aux, want) {
-				t.Errorf("%s: AUX %q, want %q", how, aux, want)
+				db := openDB(t, c)
+				db.SetMaxOpenConns(1)
+				id := connectionID(t, db)
+				mustExec(t, db, "CREATE TABLE IF NOT EXISTS t_mb (a INT)")
+				mustExec(t, db, "DELETE FROM t_mb")
+				mustExec(t, db, "INSERT INTO t_mb VALUES (7)")
+				var x string
+				var a int
+				if err := db.QueryRow(tc.q).Scan(&x, &a); err != nil || a != 7 {
+					t.Fatalf("%s: %q: %v (a = %d)", name, tc.q, err, a)
+				}
+				main := sink.wait(t, name, queryText(id, tc.q))
+				aux := auxOf(sink, main, "dasTablesScanned")
+				if want := []string{"READ " + testenv.TestDatabase + ".t_mb true"}; !reflect.DeepEqual(aux, want) {
+					t.Errorf("%s: AUX %q, want %q", name, aux, want)
+				}
+				db.Close()
 			}
 		}
 	})

@@ -613,7 +613,7 @@ func (s *session) tablesOf(main *event.Event, text string) []event.Event {
 			m.acc, m.scanned = tables.ScanNoEscapes(text), true
 		case s.mbCharset && tables.Ambiguous(text):
 			// Neither the grammar nor a shape knows the session's
-			// character set: both readings, from the scan.
+			// character set: every reading, from the scan.
 			m.acc, m.scanned = tables.Scan(text), true
 		default:
 			m.acc, m.scanned = s.p.tables.Of(text)

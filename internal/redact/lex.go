@@ -1,5 +1,7 @@
 package redact
 
+import "github.com/das-mysql/das/internal/charset"
+
 type kind uint8
 
 const (
@@ -28,9 +30,9 @@ func (t token) is(s, w string) bool {
 type lexer struct {
 	s      string
 	i      int
-	inExec bool // inside an executable comment: "*/" closes it
-	mb     bool // a byte from 0x81 to 0xFE and the next are one character (GBK, Big5, SJIS)
-	noEsc  bool // a backslash escapes nothing (sql_mode NO_BACKSLASH_ESCAPES)
+	inExec bool           // inside an executable comment: "*/" closes it
+	mb     charset.Family // how two-byte characters read (None: byte by byte)
+	noEsc  bool           // a backslash escapes nothing (sql_mode NO_BACKSLASH_ESCAPES)
 }
 
 func isSpace(c byte) bool {
@@ -98,7 +100,7 @@ func (l *lexer) next() token {
 		case isWordByte(c):
 			j := i
 			for j < len(s) && isWordByte(s[j]) {
-				if l.mb && s[j] >= 0x81 && s[j] <= 0xfe {
+				if l.mb.Pair(s, j) {
 					j++ // a lead byte: the next is its character's
 				}
 				j++
@@ -128,8 +130,8 @@ func (l *lexer) quoted(i int) int {
 	q := s[i]
 	j := i + 1
 	for j < len(s) {
-		if l.mb && s[j] >= 0x81 && s[j] <= 0xfe {
-			j += 2 // a two-byte character, whatever its second byte
+		if l.mb.Pair(s, j) {
+			j += 2 // a two-byte character
 			continue
 		}
 		switch s[j] {

@@ -18,8 +18,10 @@
 // In the client character sets GBK, GB18030, Big5, SJIS and CP932 a
 // two-byte character may end in a backslash or a backquote (0xBF 0x5C), so
 // the server and a byte-wise reader can disagree on where a literal ends.
-// A text where they could (a byte 0x81-0xFE before \\ or `) is read both
-// ways, and every literal either reading takes for a password is masked.
+// A text where they could (a byte 0x81-0xFE before \\ or `) is read byte
+// by byte and each of those sets' ways (they disagree on which bytes begin
+// a character), and every literal any reading takes for a password is
+// masked.
 //
 // sql_mode NO_BACKSLASH_ESCAPES ends a literal at 'a\', where the default
 // mode reads on; the session's mode is not known here. A text with a
@@ -32,6 +34,8 @@ package redact
 import (
 	"slices"
 	"strings"
+
+	"github.com/das-mysql/das/internal/charset"
 )
 
 // Mask replaces each password literal.
@@ -47,17 +51,24 @@ func SQL(q string) string {
 	p := parser{lx: lexer{s: q}}
 	p.run()
 	var spans []span
-	mb, esc := ambiguous(q), strings.IndexByte(q, '\\') >= 0
+	mb, esc := charset.Ambiguous(q), strings.IndexByte(q, '\\') >= 0
 	if mb || esc {
-		// Every other reading the server may make of the text.
+		// Every other reading the server may make of the text: each
+		// multibyte character set's, with and without escapes.
 		spans = union(spans, &p)
-		for _, lx := range []lexer{{s: q, mb: true}, {s: q, noEsc: true}, {s: q, mb: true, noEsc: true}} {
-			if lx.mb && !mb || lx.noEsc && !esc {
-				continue
+		fams := []charset.Family{charset.None}
+		if mb {
+			fams = append(fams, charset.Families[:]...)
+		}
+		for _, f := range fams {
+			for _, noEsc := range []bool{false, true} {
+				if f == charset.None && !noEsc || noEsc && !esc {
+					continue // the first reading, or no backslash to read
+				}
+				o := parser{lx: lexer{s: q, mb: f, noEsc: noEsc}}
+				o.run()
+				spans = union(spans, &o)
 			}
-			o := parser{lx: lx}
-			o.run()
-			spans = union(spans, &o)
 		}
 		if len(spans) == 0 {
 			spans = nil
@@ -85,18 +96,6 @@ func SQL(q string) string {
 	}
 	b.WriteString(q[last:])
 	return b.String()
-}
-
-// ambiguous reports a byte from 0x81 to 0xFE before a backslash or a
-// backquote: where a multibyte client character set and a byte-wise
-// reader may disagree.
-func ambiguous(q string) bool {
-	for i := 1; i < len(q); i++ {
-		if c := q[i]; (c == '\\' || c == '`') && q[i-1] >= 0x81 && q[i-1] <= 0xfe {
-			return true
-		}
-	}
-	return false
 }
 
 // union merges the spans parser p found into spans, keeping them ordered

@@ -1,6 +1,10 @@
 package tables
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/das-mysql/das/internal/charset"
+)
 
 // Scan finds the tables a statement names without a grammar, from its
 // tokens. It is the fallback for a statement the parser rejects but the
@@ -18,9 +22,9 @@ import "strings"
 // CREATE, ALTER, DROP and RENAME TABLE those operations; everything else
 // READ. It runs in one pass, linear in the statement's length.
 //
-// A text that Ambiguous reports is scanned twice, byte by byte and as a
+// A text that Ambiguous reports is scanned byte by byte and as each
 // multibyte character set would have the server read it, and names the
-// tables of both readings.
+// tables of every reading.
 func Scan(sql string) []Access {
 	return scan(sql, false)
 }
@@ -38,39 +42,22 @@ func scan(sql string, noEsc bool) []Access {
 	s := scanner{lx: lexer{src: sql, noEsc: noEsc}}
 	s.run()
 	if Ambiguous(sql) {
-		m := scanner{lx: lexer{src: sql, mb: true, noEsc: noEsc}}
-		m.run()
-		for _, a := range m.out {
-			s.add(a)
+		for _, f := range charset.Families {
+			m := scanner{lx: lexer{src: sql, mb: f, noEsc: noEsc}}
+			m.run()
+			for _, a := range m.out {
+				s.add(a)
+			}
 		}
 	}
 	return s.out
 }
 
-// Ambiguous reports whether sql reads differently in the client character
-// sets whose two-byte characters may end in a backslash or a backquote
-// (GBK, GB18030, Big5, SJIS, CP932): a byte from 0x81 to 0xFE followed by
-// \ or `. In such a session, 0xBF 0x5C is one character to the server but
-// a byte and an escape to a byte-wise reader, which then takes the rest of
-// the statement for a string: the classic way to hide SQL from a filter.
-func Ambiguous(sql string) bool {
-	// Each byte's occurrences by IndexByte (vectorised): a bulk INSERT of
-	// megabytes has few backslashes and backquotes.
-	for _, c := range []byte{'\\', '`'} {
-		for i := 1; i < len(sql); {
-			k := strings.IndexByte(sql[i:], c)
-			if k < 0 {
-				break
-			}
-			i += k
-			if b := sql[i-1]; b >= 0x81 && b <= 0xfe {
-				return true
-			}
-			i++
-		}
-	}
-	return false
-}
+// Ambiguous reports whether sql may read differently in a client character
+// set whose two-byte characters may end in a backslash or a backquote
+// (GBK, GB18030, Big5, SJIS, CP932) than byte by byte: see
+// charset.Ambiguous.
+func Ambiguous(sql string) bool { return charset.Ambiguous(sql) }
 
 type scanner struct {
 	lx      lexer
@@ -622,20 +609,20 @@ func (t token) ident() string {
 type lexer struct {
 	src string
 	i   int
-	mb  bool // a byte from 0x81 to 0xFE and the byte after it are one character
+	mb  charset.Family // how two-byte characters read (None: byte by byte)
 	// noEsc: a backslash in a literal is an ordinary character
 	// (sql_mode NO_BACKSLASH_ESCAPES).
 	noEsc bool
 }
 
 // skipMB moves past a string or quoted name opened by q at l.i, reading
-// two-byte characters as the multibyte character sets do, and returns the
-// index of its closing quote.
+// two-byte characters as l.mb does, and returns the index of its closing
+// quote.
 func (l *lexer) skipMB(q byte) int {
 	src := l.src
 	for j := l.i + 1; j < len(src); {
 		switch c := src[j]; {
-		case c >= 0x81 && c <= 0xfe:
+		case l.mb.Pair(src, j):
 			j += 2
 		case c == '\\' && q != '`' && !l.noEsc:
 			j += 2
@@ -684,7 +671,7 @@ func (l *lexer) next() token {
 			}
 		case c == '*' && l.i+1 < len(src) && src[l.i+1] == '/':
 			l.i += 2 // the end of an executable comment
-		case l.mb && (c == '\'' || c == '`' || c == '"'):
+		case l.mb != charset.None && (c == '\'' || c == '`' || c == '"'):
 			start := l.i
 			end := l.skipMB(c)
 			if c == '\'' {
@@ -722,7 +709,7 @@ func (l *lexer) next() token {
 		case identByte(c):
 			j := l.i
 			for j < len(src) && identByte(src[j]) {
-				if l.mb && src[j] >= 0x81 && src[j] <= 0xfe {
+				if l.mb.Pair(src, j) {
 					j++ // a lead byte: the next is its character's
 				}
 				j++
