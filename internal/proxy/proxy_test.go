@@ -495,7 +495,7 @@ func TestMariaDB(t *testing.T) {
 	// character alone and 0xE0 0x5C one (GBK pairs 0xBB 0xE0 and escapes
 	// the quote); Big5 does not begin a character with 0x81 (GBK and SJIS
 	// pair 0x81 0xA1). Every reading names the table, whether the
-	// character set came with the handshake or a SET NAMES.
+	// character set came with the handshake, a SET NAMES or an EXECUTE.
 	t.Run("MultibyteCharset", func(t *testing.T) {
 		_, addr, sink := startProxy(t, Options{Upstream: srv.Addr()})
 		for _, tc := range []struct{ charset, collation, q string }{
@@ -504,19 +504,25 @@ func TestMariaDB(t *testing.T) {
 			{"cp932", "cp932_japanese_ci", "SELECT 'x\xbb\xe0\\' AS x, a FROM t_mb -- '"},
 			{"big5", "big5_chinese_ci", "SELECT 'x\x81\xa1\\' AS x, a FROM t_mb -- '"},
 		} {
-			for _, how := range []string{"SET NAMES", "handshake"} {
+			for _, how := range []string{"SET NAMES", "handshake", "EXECUTE"} {
 				name := tc.charset + " " + how
 				c := userCfg(addr)
-				if how == "SET NAMES" {
+				switch how {
+				case "SET NAMES":
 					if err := c.Apply(gomysql.Charset(tc.charset, "")); err != nil {
 						t.Fatal(err)
 					}
-				} else {
+				case "handshake":
 					c.Collation = tc.collation
 				}
 				db := openDB(t, c)
 				db.SetMaxOpenConns(1)
 				id := connectionID(t, db)
+				if how == "EXECUTE" {
+					// The character set changed by dynamic SQL.
+					mustExec(t, db, "PREPARE set_cs FROM 'SET NAMES "+tc.charset+"'")
+					mustExec(t, db, "EXECUTE set_cs")
+				}
 				mustExec(t, db, "CREATE TABLE IF NOT EXISTS t_mb (a INT)")
 				mustExec(t, db, "DELETE FROM t_mb")
 				mustExec(t, db, "INSERT INTO t_mb VALUES (7)")

@@ -432,6 +432,12 @@ func (s *session) emitStatement(r stmtResult, text, full string) {
 	unknown := false
 	if maybeDynamic(text) {
 		tablesText, unknown = s.dynamicSQL(tablesText, r.ok, vars)
+		// EXECUTE 'SET NAMES sjis' changes the character set as well;
+		// SQL only the server knows may have (a wrong yes costs only a
+		// second reading of ambiguous statements).
+		if r.ok && (unknown || tablesText != text && setsMBCharset(tablesText)) {
+			s.setMBCharset()
+		}
 	}
 	if r.ok && maybeSet(text) {
 		if as, ok := tables.SetVars(text); ok {
