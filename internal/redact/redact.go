@@ -82,7 +82,17 @@ func SQL(q string) string {
 	last := 0
 	mask := func(sp span) {
 		b.WriteString(q[last:sp.start])
+		// A mask must not make a comment's opener or closer with a slash
+		// beside it ('pw'/ would become */): the masked text would read
+		// differently from the original, and again differently when
+		// masked once more.
+		if sp.start > 0 && q[sp.start-1] == '/' {
+			b.WriteByte(' ')
+		}
 		b.WriteString(Mask)
+		if sp.end < len(q) && q[sp.end] == '/' {
+			b.WriteByte(' ')
+		}
 		last = sp.end
 	}
 	if spans != nil {

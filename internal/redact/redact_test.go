@@ -81,6 +81,8 @@ func TestSQL(t *testing.T) {
 		{"/* lead */ CREATE USER u IDENTIFIED BY 'pw'", "/* lead */ CREATE USER u IDENTIFIED BY *****"},
 		{"CREATE USER u /*!50700 IDENTIFIED BY 'pw' */", "CREATE USER u /*!50700 IDENTIFIED BY ***** */"},
 		{"CREATE USER u /*! IDENTIFIED BY 'pw'*/", "CREATE USER u /*! IDENTIFIED BY ******/"},
+		// A mask beside a slash would make a comment's opener or closer.
+		{"CREATE USER u IDENTIFIED BY 'pw'/* c */", "CREATE USER u IDENTIFIED BY ***** /* c */"},
 		{"CREATE USER u /*M!100100 IDENTIFIED VIA ed25519 USING PASSWORD('pw') */", "CREATE USER u /*M!100100 IDENTIFIED VIA ed25519 USING PASSWORD(*****) */"},
 		{"CREATE USER u /* IDENTIFIED BY 'in comment' */", "CREATE USER u /* IDENTIFIED BY 'in comment' */"},
 		{"cReAtE\n\tUSER  u\r\n  IdEnTiFiEd\n\n  bY\t'pw'", "cReAtE\n\tUSER  u\r\n  IdEnTiFiEd\n\n  bY\t*****"},
