@@ -23,13 +23,12 @@ import (
 	"github.com/das-mysql/das/internal/event"
 )
 
-// Sink takes the tailer's events. Submit may block (backpressure). ack is
-// called once the event is durable; acks may come from any goroutine and in
-// any order, the checkpoint only ever covers a gap-free prefix.
+// Sink takes the tailer's events, a batch at a time, in order. Submit may
+// block (backpressure) and copies the events: evs is reused once it
+// returns. ack is called once all of a batch's events are durable, and
+// never if one of them was lost; acks may come from any goroutine and in
+// any order, the checkpoint only ever covers a gap-free prefix of batches.
 type Sink interface {
-	// Submit takes events in order; ack is called once all of them are
-	// durable, and never if one of them was lost. The sink copies the
-	// events: evs is reused once Submit returns.
 	Submit(ctx context.Context, evs []event.Event, ack func()) error
 }
 

@@ -85,8 +85,9 @@ type Stats struct {
 var ErrClosed = errors.New("pipeline: stream writer closed")
 
 // meta is what a queued event's submitter waits on, kept beside the event
-// (queue and evs are parallel) so that a taken chunk of events is sealed in
-// place, without copying each event out of its queue entry.
+// (Writer.queue and Writer.qmeta are parallel) so that a taken chunk of
+// events is sealed in place, without copying each event out of its queue
+// entry.
 type meta struct {
 	done func(error) // sync mode: told once, when durable or not
 	ack  *ackGroup   // EnqueueBatch: the group the event belongs to
@@ -232,24 +233,15 @@ func (w *Writer) SubmitNotify(ev event.Event, done func(error)) error {
 // may still become durable later.
 var ErrNotDurable = errors.New("pipeline: event queued but not durable in time")
 
-// EnqueueAck is Enqueue with an acknowledgement: ack is called, in order,
-// once the event's record is durable (a log tailer checkpoints on it).
-func (w *Writer) EnqueueAck(ctx context.Context, ev event.Event, ack func()) error {
-	m := meta{}
-	if ack != nil {
-		m = meta{ack: &ackGroup{fn: ack}, last: true}
-	}
-	return w.enqueue(ctx, ev, m, true)
-}
-
-// EnqueueBatch is EnqueueAck for several events, in order and together:
-// ack is called once, when all of them are durable, and not at all if any
-// was lost. It waits while the queue is full, then takes the whole batch
-// under one lock, so a batch may pass the queue's bound by its own size
-// (callers keep batches small: the tailer's hold at most a read buffer's
-// lines). One lock, one wake-up and one acknowledgement per batch instead
-// of per event: for a tailer, the queue's cost per line was as large as
-// parsing it. The events are copied; evs may be reused on return.
+// EnqueueBatch is Enqueue for several events, in order and together, with
+// an acknowledgement: ack is called once, when all of them are durable (a
+// log tailer checkpoints on it), and not at all if any was lost. It waits
+// while the queue is full, then takes the whole batch under one lock, so a
+// batch may pass the queue's bound by its own size (callers keep batches
+// small: the tailer's hold at most 256 lines). One lock, one wake-up and
+// one acknowledgement per batch instead of per event: for a tailer, the
+// queue's cost per line was as large as parsing it. The events' texts are
+// redacted in evs, then copied; evs may be reused on return.
 func (w *Writer) EnqueueBatch(ctx context.Context, evs []event.Event, ack func()) error {
 	if len(evs) == 0 {
 		if ack != nil {

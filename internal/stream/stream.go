@@ -586,18 +586,6 @@ func (s *Stream) Enqueue(ctx context.Context, ev event.Event) error {
 	return w.Enqueue(ctx, ev)
 }
 
-// EnqueueAck takes an event with backpressure and calls ack once it is
-// durable: the audit-log tailer's sink.
-func (s *Stream) EnqueueAck(ctx context.Context, ev event.Event, ack func()) error {
-	s.mu.Lock()
-	w := s.writer
-	s.mu.Unlock()
-	if w == nil {
-		return ErrNotRecording
-	}
-	return w.EnqueueAck(ctx, ev, ack)
-}
-
 // EnqueueBatch takes events in order with backpressure and calls ack once
 // all of them are durable (never if one was lost): the audit-log tailer's
 // sink, a read buffer's lines at a time.
