@@ -353,7 +353,7 @@ func (s *session) outcome(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) {
 		s.emitStatement(s.result(rec, ev, now), rec.text, "")
 	case mysql.ComResetConnection:
 		if ev.Kind == mysql.EventOK {
-			s.prepared = nil
+			s.prepared, s.handlers = nil, nil
 		}
 	case mysql.ComChangeUser:
 		cu := rec.cu
@@ -366,7 +366,7 @@ func (s *session) outcome(rec *cmdRec, ev *mysql.ServerEvent, now time.Time) {
 			if mbCollation(cu.Charset) {
 				s.setMBCharset()
 			}
-			s.prepared = nil // the server deallocates them
+			s.prepared, s.handlers = nil, nil // the server deallocates them
 			s.submit(s.newEvent(event.CommandConnect, rec.start, now))
 			s.log.Debug("proxy: user changed", "user", s.user)
 		case mysql.EventError:
@@ -444,6 +444,14 @@ func (s *session) emitStatement(r stmtResult, text, full string) {
 			s.lastVars, s.lastVarsSeq = as, r.seq
 		}
 	}
+	var handlerAcc []tables.Access
+	isHandler := false
+	if maybeHandler(text) {
+		var h tables.Handler
+		if h, isHandler = tables.ParseHandler(text); isHandler {
+			handlerAcc = s.handler(h, r.ok)
+		}
+	}
 	opened := r.ok || tablesOpened(e.ExitCode)
 	if opened && unknown {
 		// It ran SQL whose text only the server knows: say so, rather
@@ -451,7 +459,10 @@ func (s *session) emitStatement(r stmtResult, text, full string) {
 		e.Extra = e.Extra.With("dasTablesUnknown", json.RawMessage("true"))
 	}
 	var aux []event.Event
-	if opened {
+	switch {
+	case opened && isHandler:
+		aux = s.auxEvents(&e, handlerAcc, false)
+	case opened:
 		aux = s.tablesOf(&e, tablesText)
 	}
 	if r.hasStatus {
@@ -464,6 +475,46 @@ func (s *session) emitStatement(r stmtResult, text, full string) {
 		return
 	}
 	s.submit(e)
+}
+
+// handler follows the session's HANDLER statements: an OPEN that succeeds
+// names a handler (its alias, or the table's name) for the table, in the
+// database of the moment; a READ reads the handler's table, which it
+// returns; a CLOSE ends the handler. As in server_audit's record, only a
+// READ names a table: opening and closing read no rows. A READ of a
+// handler the session did not see opened names what it says.
+func (s *session) handler(h tables.Handler, ok bool) []tables.Access {
+	switch h.Op {
+	case "OPEN":
+		if ok {
+			if s.handlers == nil {
+				s.handlers = make(map[string]tables.Access)
+			}
+			if len(s.handlers) >= maxHandlers {
+				clear(s.handlers) // bounded memory; the server limits nothing
+			}
+			s.handlers[h.Name] = tables.Access{Op: tables.Read, DB: cmp.Or(h.DB, s.db), Table: h.Table}
+		}
+		return nil
+	case "CLOSE":
+		if ok {
+			delete(s.handlers, strings.ToLower(h.Table))
+		}
+		return nil
+	}
+	if a, found := s.handlers[strings.ToLower(h.Table)]; found {
+		return []tables.Access{a}
+	}
+	return []tables.Access{{Op: tables.Read, Table: h.Table}}
+}
+
+// maxHandlers bounds the HANDLERs a session remembers.
+const maxHandlers = 256
+
+// maybeHandler tells cheaply whether text may be a HANDLER statement.
+func maybeHandler(text string) bool {
+	q := skipSpaceAndComments(text)
+	return len(q) > 8 && (q[0]|0x20) == 'h' && strings.EqualFold(q[:7], "handler") && (isSpace(q[7]) || q[7] == '`' || q[7] == '/')
 }
 
 // setMBCharset records that the session's character set may be a
@@ -629,8 +680,14 @@ func (s *session) tablesOf(main *event.Event, text string) []event.Event {
 			s.tablesNext = (s.tablesNext + 1) % len(s.tablesMemo)
 		}
 	}
+	return s.auxEvents(main, m.acc, m.scanned)
+}
+
+// auxEvents makes main's AUX events for acc, in a slice the session
+// reuses; scanned marks them dasTablesScanned.
+func (s *session) auxEvents(main *event.Event, acc []tables.Access, scanned bool) []event.Event {
 	s.aux = s.aux[:0]
-	for _, a := range m.acc {
+	for _, a := range acc {
 		e := *main
 		e.Class = event.ClassAux
 		e.SubstatementID = 2
@@ -648,7 +705,7 @@ func (s *session) tablesOf(main *event.Event, text string) []event.Event {
 			e.CommandText = a.Table + "|" + to
 			e.ObjectName += "," + to
 		}
-		if m.scanned {
+		if scanned {
 			e.Extra = sourceProxyScanned
 			if main.Extra.Has("dasTruncated") {
 				e.Extra = sourceProxyCutScanned

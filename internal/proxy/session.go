@@ -193,6 +193,9 @@ type session struct {
 	// prepared holds the texts of the session's SQL prepared statements
 	// (PREPARE name FROM '...') by name, "" when an expression gave it.
 	prepared map[string]string
+	// handlers: the session's open HANDLERs by name (lower case), and
+	// the table each reads (relay.go, handler).
+	handlers map[string]tables.Access
 	// cmdSeq numbers the session's commands; lastVars holds what the last
 	// statement (of command lastVarsSeq) set user variables to, when it
 	// was a SET of literals only.

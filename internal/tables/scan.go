@@ -235,6 +235,38 @@ func (s *scanner) loop() {
 					continue
 				}
 				s.endList() // SELECT ... INTO @v, INTO OUTFILE
+			case "SEQUENCE":
+				// MariaDB's sequences are tables: CREATE SEQUENCE s creates
+				// and writes it, as server_audit says; DROP SEQUENCE a, b.
+				if s.depth == 0 && (s.verb == "CREATE" || s.verb == "ALTER" || s.verb == "DROP") {
+					op := s.ddlOp()
+					s.next()
+					s.skipWords("IF", "NOT", "EXISTS")
+					s.lists = append(s.lists, tableList{depth: s.depth, op: op})
+					s.table(op, false)
+					if op == Create && len(s.out) > 0 {
+						s.add(Access{Op: Write, DB: s.out[len(s.out)-1].DB, Table: s.out[len(s.out)-1].Table})
+					}
+					t = s.tok
+					continue
+				}
+			case "NEXTVAL", "SETVAL":
+				// NEXTVAL(s) and SETVAL(s, n) write the sequence s.
+				if n := s.next(); n.kind == tokPunct && n.text == "(" {
+					s.depth++
+					s.next()
+					s.table(Write, false)
+				}
+				t = s.tok
+				continue
+			case "NEXT":
+				// NEXT VALUE FOR s writes it too.
+				if s.next().upper() == "VALUE" && s.next().upper() == "FOR" {
+					s.next()
+					s.table(Write, false)
+				}
+				t = s.tok
+				continue
 			case "TABLE", "TABLES":
 				op := s.ddlOp()
 				s.next()

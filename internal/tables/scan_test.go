@@ -27,6 +27,12 @@ func TestScan(t *testing.T) {
 		{"DESCRIBE secret", "READ secret"},
 		{"SELECT * FROM secret FOR SYSTEM_TIME ALL", "READ secret"},
 		{"SELECT * FROM seq_1_to_10, secret", "READ seq_1_to_10; READ secret"},
+		// Sequences are tables: their DDL, and the functions that advance them.
+		{"CREATE OR REPLACE SEQUENCE IF NOT EXISTS db.s START WITH 1", "CREATE db.s; WRITE db.s"},
+		{"DROP SEQUENCE IF EXISTS s, db.s2", "DROP s; DROP db.s2"},
+		{"ALTER SEQUENCE s RESTART 5", "ALTER s"},
+		{"INSERT INTO secret VALUES (NEXT VALUE FOR db.s, NEXTVAL(s2), SETVAL(s3, 9))", "WRITE secret; WRITE db.s; WRITE s2; WRITE s3"},
+		{"HANDLER secret READ NEXT", "READ secret"},
 		// Comments, quotes and executable comments.
 		{"SELECT 1 /*!50000 , c FROM secret */", "READ secret"},
 		{"SELECT 1 /*M!100100 , c FROM secret */", "READ secret"},

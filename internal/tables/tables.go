@@ -94,6 +94,15 @@ func (c *collector) reads(nodes ...sqlparser.SQLNode) {
 				if t, ok := n.Expr.(sqlparser.TableName); ok {
 					c.add(Read, t)
 				}
+			case *sqlparser.FuncExpr:
+				// NEXTVAL(s) and SETVAL(s, n) write MariaDB's sequence s.
+				if name := n.Name.Lowered(); (name == "nextval" || name == "setval") && len(n.Exprs) > 0 {
+					if a, ok := n.Exprs[0].(*sqlparser.AliasedExpr); ok {
+						if col, ok := a.Expr.(*sqlparser.ColName); ok {
+							c.add(Write, sqlparser.TableName{Name: sqlparser.NewTableIdent(col.Name.String()), DbQualifier: col.Qualifier.Name})
+						}
+					}
+				}
 			}
 			return true, nil
 		}, n)
@@ -144,6 +153,26 @@ func (c *collector) statement(st sqlparser.Statement) {
 		c.ddl(st)
 	case *sqlparser.AlterTable:
 		c.add(Alter, st.Table)
+		for _, ps := range st.PartitionSpecs {
+			// EXCHANGE PARTITION p WITH TABLE t moves t's rows into the
+			// partition and the partition's into t: both tables change.
+			if ps != nil && ps.Action == sqlparser.ExchangeStr {
+				c.add(Alter, ps.TableName)
+			}
+		}
+	case *sqlparser.Select:
+		if len(st.SelectExprs) == 1 {
+			if _, ok := st.SelectExprs[0].(sqlparser.Nextval); ok && len(st.From) == 1 {
+				// SELECT NEXT VALUE FOR s writes the sequence s.
+				if t, ok := st.From[0].(*sqlparser.AliasedTableExpr); ok {
+					if name, ok := t.Expr.(sqlparser.TableName); ok {
+						c.add(Write, name)
+						return
+					}
+				}
+			}
+		}
+		c.reads(st)
 	default:
 		// SELECT, UNION, and anything else that may read tables in a
 		// subquery (SET @x = (SELECT ...), DO, CALL arguments).

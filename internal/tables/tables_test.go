@@ -13,6 +13,10 @@ var ofCases = []struct {
 }{
 	{"SELECT c FROM sbtest1 WHERE id=?", "READ sbtest1"},
 	{"SELECT 1", ""},
+	{"SELECT NEXTVAL(s), setval(db.s2, 5)", "WRITE s; WRITE db.s2"},
+	{"SELECT NEXT VALUE FOR db.s", "WRITE db.s"},
+	{"SELECT LASTVAL(s)", ""},
+	{"ALTER TABLE p EXCHANGE PARTITION p0 WITH TABLE db.x", "ALTER p; ALTER db.x"},
 	{"SELECT 1 FROM dual", ""},
 	{"select a.x from db1.t1 a join t2 on a.id=t2.id where a.y in (select y from t3)", "READ db1.t1; READ t2; READ t3"},
 	{"SELECT * FROM t1, t1 AS again", "READ t1"},
