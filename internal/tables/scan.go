@@ -72,6 +72,8 @@ type scanner struct {
 	cte     map[string]bool // names of common table expressions
 	inWith  bool            // in a WITH clause, before its statement
 	useDB   string          // the database a USE earlier in the text chose
+	start   int             // the statement's first entry in out
+	selects bool            // the statement has a SELECT
 	out     []Access
 }
 
@@ -106,6 +108,7 @@ func (s *scanner) run() {
 func (s *scanner) statement() {
 	s.verb, s.depth, s.lists, s.targets = "", 0, s.lists[:0], 0
 	s.deleted, s.aliases, s.cte, s.inWith = s.deleted[:0], nil, nil, false
+	s.start, s.selects = len(s.out), false
 	t := s.next()
 	for t.kind == tokPunct && t.text == "(" {
 		s.depth++
@@ -137,6 +140,22 @@ func (s *scanner) statement() {
 	}
 	s.loop()
 	s.resolveDeleted()
+	s.finish()
+}
+
+// finish adds what a statement's verb implies for the tables it named, as
+// server_audit records it: CREATE TABLE ... SELECT writes the new table;
+// OPTIMIZE TABLE alters and writes its tables.
+func (s *scanner) finish() {
+	n := len(s.out)
+	for i := s.start; i < n; i++ {
+		a := s.out[i]
+		switch {
+		case s.verb == "CREATE" && a.Op == Create && s.selects,
+			s.verb == "OPTIMIZE" && a.Op == Alter:
+			s.add(Access{Op: Write, DB: a.DB, Table: a.Table})
+		}
+	}
 }
 
 // prefix reads what follows the verb at s.tok, up to the statement's first
@@ -288,6 +307,23 @@ func (s *scanner) loop() {
 					t = s.tok
 					continue
 				}
+			case "RENAME":
+				// ALTER TABLE t ..., RENAME [TO|AS] u (not RENAME COLUMN,
+				// INDEX or KEY): t is renamed, perhaps to another database.
+				if s.verb == "ALTER" && s.depth == 0 && len(s.out) > s.start && s.out[s.start].Op == Alter {
+					s.next()
+					if w := s.tok.upper(); w == "COLUMN" || w == "INDEX" || w == "KEY" {
+						t = s.tok
+						continue
+					}
+					s.skipWords("TO", "AS")
+					if db, name, ok := s.name(); ok {
+						from := s.out[s.start]
+						s.out = append(s.out, Access{Op: Rename, DB: from.DB, Table: from.Table, ToDB: cmpOr(db, s.useDB), ToTable: name})
+					}
+					t = s.tok
+					continue
+				}
 			case "TO":
 				if s.verb == "RENAME" && len(s.out) > 0 && s.out[len(s.out)-1].Op == Rename {
 					s.next()
@@ -305,8 +341,11 @@ func (s *scanner) loop() {
 				s.endList()
 			case "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "WINDOW", "UNION", "EXCEPT", "INTERSECT",
 				"USING", "RETURNING", "FOR", "LOCK", "VALUES", "VALUE", "SELECT", "PARTITION":
-				if u == "SELECT" && s.depth == 0 {
-					s.inWith = false // the statement after its WITH clause
+				if u == "SELECT" {
+					s.selects = true
+					if s.depth == 0 {
+						s.inWith = false // the statement after its WITH clause
+					}
 				}
 				s.endList()
 			default:
@@ -398,8 +437,10 @@ func (s *scanner) ddlOp() string {
 		return Drop
 	case "RENAME":
 		return Rename
-	case "TRUNCATE", "LOAD":
+	case "TRUNCATE", "LOAD", "REPAIR":
 		return Write
+	case "OPTIMIZE":
+		return Alter // and written (finish)
 	}
 	return Read
 }

@@ -151,8 +151,19 @@ func (c *collector) statement(st sqlparser.Statement) {
 		c.add(Write, st.Table)
 	case *sqlparser.DDL:
 		c.ddl(st)
+	case *sqlparser.Analyze:
+		for _, t := range st.Tables {
+			c.add(Read, t) // as server_audit: ANALYZE TABLE reads
+		}
 	case *sqlparser.AlterTable:
 		c.add(Alter, st.Table)
+		for _, d := range st.Statements {
+			// ALTER TABLE t ..., RENAME TO u: t is renamed, perhaps to
+			// another database.
+			if d != nil && d.Action == sqlparser.RenameStr {
+				c.ddl(d)
+			}
+		}
 		for _, ps := range st.PartitionSpecs {
 			// EXCHANGE PARTITION p WITH TABLE t moves t's rows into the
 			// partition and the partition's into t: both tables change.

@@ -17,6 +17,8 @@ var ofCases = []struct {
 	{"SELECT NEXT VALUE FOR db.s", "WRITE db.s"},
 	{"SELECT LASTVAL(s)", ""},
 	{"ALTER TABLE p EXCHANGE PARTITION p0 WITH TABLE db.x", "ALTER p; ALTER db.x"},
+	{"ALTER TABLE t ADD COLUMN c INT, RENAME TO db2.u", "ALTER t; RENAME t>db2.u"},
+	{"ANALYZE TABLE t, db.u", "READ t; READ db.u"},
 	{"SELECT 1 FROM dual", ""},
 	{"select a.x from db1.t1 a join t2 on a.id=t2.id where a.y in (select y from t3)", "READ db1.t1; READ t2; READ t3"},
 	{"SELECT * FROM t1, t1 AS again", "READ t1"},
