@@ -74,6 +74,8 @@ type scanner struct {
 	useDB   string          // the database a USE earlier in the text chose
 	start   int             // the statement's first entry in out
 	selects bool            // the statement has a SELECT
+	replace bool            // CREATE OR REPLACE
+	update  bool            // ... FOR UPDATE
 	out     []Access
 }
 
@@ -108,7 +110,7 @@ func (s *scanner) run() {
 func (s *scanner) statement() {
 	s.verb, s.depth, s.lists, s.targets = "", 0, s.lists[:0], 0
 	s.deleted, s.aliases, s.cte, s.inWith = s.deleted[:0], nil, nil, false
-	s.start, s.selects = len(s.out), false
+	s.start, s.selects, s.replace, s.update = len(s.out), false, false, false
 	t := s.next()
 	for t.kind == tokPunct && t.text == "(" {
 		s.depth++
@@ -144,8 +146,12 @@ func (s *scanner) statement() {
 }
 
 // finish adds what a statement's verb implies for the tables it named, as
-// server_audit records it: CREATE TABLE ... SELECT writes the new table;
-// OPTIMIZE TABLE alters and writes its tables.
+// server_audit records it: CREATE TABLE ... SELECT writes the new table,
+// CREATE OR REPLACE drops the old one (named whether or not there was one:
+// the scan cannot know, and a table's data going must not pass unnamed;
+// server_audit names the DROP only when it happened); OPTIMIZE TABLE alters and writes
+// its tables; SELECT ... FOR UPDATE writes (locks for writing) what it
+// reads.
 func (s *scanner) finish() {
 	n := len(s.out)
 	for i := s.start; i < n; i++ {
@@ -154,6 +160,11 @@ func (s *scanner) finish() {
 		case s.verb == "CREATE" && a.Op == Create && s.selects,
 			s.verb == "OPTIMIZE" && a.Op == Alter:
 			s.add(Access{Op: Write, DB: a.DB, Table: a.Table})
+		case s.verb == "SELECT" && s.update && a.Op == Read:
+			s.out[i].Op = Write
+		}
+		if s.verb == "CREATE" && a.Op == Create && s.replace {
+			s.add(Access{Op: Drop, DB: a.DB, Table: a.Table})
 		}
 	}
 }
@@ -269,6 +280,10 @@ func (s *scanner) loop() {
 					t = s.tok
 					continue
 				}
+			case "REPLACE":
+				if s.verb == "CREATE" && s.prev.upper() == "OR" {
+					s.replace = true
+				}
 			case "NEXTVAL", "SETVAL":
 				// NEXTVAL(s) and SETVAL(s, n) write the sequence s.
 				if n := s.next(); n.kind == tokPunct && n.text == "(" {
@@ -341,6 +356,9 @@ func (s *scanner) loop() {
 				s.endList()
 			case "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "WINDOW", "UNION", "EXCEPT", "INTERSECT",
 				"USING", "RETURNING", "FOR", "LOCK", "VALUES", "VALUE", "SELECT", "PARTITION":
+				if u == "FOR" && s.depth == 0 && s.lx.peekWord() == "UPDATE" {
+					s.update = true
+				}
 				if u == "SELECT" {
 					s.selects = true
 					if s.depth == 0 {
@@ -839,4 +857,13 @@ func backslashes(s string) int {
 		n++
 	}
 	return n
+}
+
+// peekWord returns the next token's upper-case word ("" for any other
+// token) without moving past it.
+func (l *lexer) peekWord() string {
+	save := *l
+	t := l.next()
+	*l = save
+	return t.upper()
 }

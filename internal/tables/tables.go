@@ -184,10 +184,23 @@ func (c *collector) statement(st sqlparser.Statement) {
 			}
 		}
 		c.reads(st)
+		if st.Lock == sqlparser.ForUpdateStr || st.Lock == sqlparser.ForUpdateSkipLockedStr {
+			c.forUpdate()
+		}
 	default:
 		// SELECT, UNION, and anything else that may read tables in a
 		// subquery (SET @x = (SELECT ...), DO, CALL arguments).
 		c.reads(st)
+	}
+}
+
+// forUpdate makes a SELECT ... FOR UPDATE's reads writes, as server_audit
+// records them: the rows it reads are locked for writing.
+func (c *collector) forUpdate() {
+	for i := range c.out {
+		if c.out[i].Op == Read {
+			c.out[i].Op = Write
+		}
 	}
 }
 
