@@ -146,12 +146,12 @@ func (s *scanner) statement() {
 }
 
 // finish adds what a statement's verb implies for the tables it named, as
-// server_audit records it: CREATE TABLE ... SELECT writes the new table,
+// server_audit records it: CREATE TABLE ... SELECT writes the new table;
 // CREATE OR REPLACE drops the old one (named whether or not there was one:
-// the scan cannot know, and a table's data going must not pass unnamed;
-// server_audit names the DROP only when it happened); OPTIMIZE TABLE alters and writes
-// its tables; SELECT ... FOR UPDATE writes (locks for writing) what it
-// reads.
+// the scan cannot know, and a table's data must not go unnamed; the
+// server names the DROP only when it happened); OPTIMIZE TABLE alters and
+// writes its tables; SELECT ... FOR UPDATE writes (locks for writing)
+// what it reads.
 func (s *scanner) finish() {
 	n := len(s.out)
 	for i := s.start; i < n; i++ {
