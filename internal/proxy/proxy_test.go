@@ -484,7 +484,27 @@ func TestMariaDB(t *testing.T) {
 		if want := []string{"CREATE db2.t_after", "DROP db2.t_after"}; !reflect.DeepEqual(afterAux, want) { // OR REPLACE may drop one
 			t.Errorf("after the batch's USE: AUX %q, want %q", afterAux, want)
 		}
-		mustExec(t, root, "DROP TABLE db2.t_after, db2.t_mdb")
+
+		// Such a batch that begins with a HANDLER is not read as one
+		// HANDLER statement: the tables of all its statements are named.
+		mustExec(t, root, "CREATE OR REPLACE TABLE db2.t_mdb2 (id INT)")
+		hbatch := "HANDLER db2.t_mdb OPEN AS hb; CALL " + testenv.TestDatabase + ".p_multi(); SELECT * FROM db2.t_mdb2"
+		rs, err = root.Query(hbatch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			scanAll(t, rs)
+			if !rs.NextResultSet() {
+				break
+			}
+		}
+		rs.Close()
+		hmain := sink.wait(t, "the HANDLER batch", queryText(rid, hbatch))
+		if aux := auxOf(sink, hmain, "dasTablesScanned"); !slices.Contains(aux, "READ db2.t_mdb2 true") {
+			t.Errorf("the HANDLER batch's AUX events %q name no READ db2.t_mdb2", aux)
+		}
+		mustExec(t, root, "DROP TABLE db2.t_after, db2.t_mdb, db2.t_mdb2")
 	})
 
 	// A session in GBK: 0xBF 0x5C is one character to the server, which

@@ -446,7 +446,9 @@ func (s *session) emitStatement(r stmtResult, text, full string) {
 	}
 	var handlerAcc []tables.Access
 	isHandler := false
-	if maybeHandler(text) {
+	if maybeHandler(text) && len(splitStatements(text)) == 1 {
+		// (A text of several statements the proxy could not split by its
+		// results names the tables of all of them, from the scan.)
 		var h tables.Handler
 		if h, isHandler = tables.ParseHandler(text); isHandler {
 			handlerAcc = s.handler(h, r.ok)
