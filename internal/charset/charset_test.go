@@ -40,7 +40,11 @@ func TestAmbiguous(t *testing.T) {
 		{"SELECT '\xbf' FROM t", false},
 		{"\\", false},
 		{"\xfe\\", true},
-		{"\xff\\", false}, // no set begins a character with 0xFF
+		{"\xff\\", false},           // no set begins a character with 0xFF
+		{"SELECT `\xc3\xa9`", true}, // UTF-8 é ends in 0xA9: read every way, to no harm
+		{"SELECT '\x80\\'", false},
+		{"SELECT '\xff`'", false},
+		{"SELECT 1", false},
 	}
 	for _, tc := range tests {
 		if got := Ambiguous(tc.s); got != tc.want {

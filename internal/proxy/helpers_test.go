@@ -196,6 +196,24 @@ func rows(t testing.TB, q interface {
 	return scanAll(t, rs)
 }
 
+// queryResultSets runs q (several statements, or a CALL) and returns the
+// rows of each of its result sets.
+func queryResultSets(t testing.TB, db *sql.DB, q string) [][][]string {
+	t.Helper()
+	rs, err := db.Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	var sets [][][]string
+	for {
+		sets = append(sets, scanAll(t, rs))
+		if !rs.NextResultSet() {
+			return sets
+		}
+	}
+}
+
 func scanAll(t testing.TB, rs *sql.Rows) [][]string {
 	t.Helper()
 	cols, err := rs.Columns()

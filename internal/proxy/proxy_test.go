@@ -405,18 +405,7 @@ func TestMariaDB(t *testing.T) {
 		id := connectionID(t, db)
 		mustExec(t, db, "CREATE TABLE t_multi (id INT)")
 		q := "INSERT INTO t_multi VALUES (1),(2),(3); SELECT id FROM t_multi WHERE id > 1 ORDER BY id; DELETE FROM t_multi WHERE id = 1;SELECT 'a;b'"
-		rs, err := db.Query(q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var sets [][][]string
-		for {
-			sets = append(sets, scanAll(t, rs))
-			if !rs.NextResultSet() {
-				break
-			}
-		}
-		rs.Close()
+		sets := queryResultSets(t, db, q)
 		want := [][][]string{{{"2"}, {"3"}}, {{"a;b"}}}
 		if !reflect.DeepEqual(sets, want) {
 			t.Fatalf("result sets %q, want %q", sets, want)
@@ -432,7 +421,7 @@ func TestMariaDB(t *testing.T) {
 			prev = e.StatementID
 		}
 		// An error stops the batch; the statements before it are recorded.
-		_, err = db.Exec("DELETE FROM t_multi; SELECT * FROM nope; SELECT 1")
+		_, err := db.Exec("DELETE FROM t_multi; SELECT * FROM nope; SELECT 1")
 		if me := mysqlErr(err); me == nil || me.Number != 1146 {
 			t.Fatalf("failing batch: %v", err)
 		}
@@ -453,17 +442,7 @@ func TestMariaDB(t *testing.T) {
 		mustExec(t, root, "CREATE OR REPLACE PROCEDURE p_multi() SELECT 1")
 		mustExec(t, root, "CREATE OR REPLACE TABLE db2.t_mdb (id INT)")
 		batch := "CALL p_multi(); USE db2; SELECT * FROM t_mdb"
-		rs, err = root.Query(batch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			scanAll(t, rs)
-			if !rs.NextResultSet() {
-				break
-			}
-		}
-		rs.Close()
+		queryResultSets(t, root, batch)
 		mustExec(t, root, "CREATE OR REPLACE TABLE t_after (id INT)")
 		after := sink.wait(t, "after the batch", queryText(rid, "CREATE OR REPLACE TABLE t_after (id INT)"))
 		var batchAux, afterAux []string
@@ -489,17 +468,7 @@ func TestMariaDB(t *testing.T) {
 		// HANDLER statement: the tables of all its statements are named.
 		mustExec(t, root, "CREATE OR REPLACE TABLE db2.t_mdb2 (id INT)")
 		hbatch := "HANDLER db2.t_mdb OPEN AS hb; CALL " + testenv.TestDatabase + ".p_multi(); SELECT * FROM db2.t_mdb2"
-		rs, err = root.Query(hbatch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			scanAll(t, rs)
-			if !rs.NextResultSet() {
-				break
-			}
-		}
-		rs.Close()
+		queryResultSets(t, root, hbatch)
 		hmain := sink.wait(t, "the HANDLER batch", queryText(rid, hbatch))
 		if aux := auxOf(sink, hmain, "dasTablesScanned"); !slices.Contains(aux, "READ db2.t_mdb2 true") {
 			t.Errorf("the HANDLER batch's AUX events %q name no READ db2.t_mdb2", aux)

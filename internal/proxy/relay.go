@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/das-mysql/das/internal/charset"
 	"github.com/das-mysql/das/internal/event"
 	"github.com/das-mysql/das/internal/mysql"
 	"github.com/das-mysql/das/internal/tables"
@@ -670,7 +671,7 @@ func (s *session) tablesOf(main *event.Event, text string) []event.Event {
 			// The grammar knows only backslash escapes: the scan reads
 			// the literals as the server does.
 			m.acc, m.scanned = tables.ScanNoEscapes(text), true
-		case s.mbCharset && tables.Ambiguous(text):
+		case s.mbCharset && charset.Ambiguous(text):
 			// Neither the grammar nor a shape knows the session's
 			// character set: every reading, from the scan.
 			m.acc, m.scanned = tables.Scan(text), true

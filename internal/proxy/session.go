@@ -184,7 +184,7 @@ type session struct {
 	// mbCharset: the client's character set may have been one whose
 	// two-byte characters end in \ or ` (GBK, Big5, SJIS, ...); it stays
 	// set for the session. Its ambiguous statements are then scanned in
-	// every reading (tables.Ambiguous, charset.Families).
+	// every reading (charset.Ambiguous, charset.Families).
 	mbCharset bool
 	// noBackslash: the server's last status said NO_BACKSLASH_ESCAPES is
 	// in the session's sql_mode, so a backslash in a literal escapes

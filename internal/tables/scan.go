@@ -22,7 +22,7 @@ import (
 // CREATE, ALTER, DROP and RENAME TABLE those operations; everything else
 // READ. It runs in one pass, linear in the statement's length.
 //
-// A text that Ambiguous reports is scanned byte by byte and as each
+// A text that charset.Ambiguous reports is scanned byte by byte and as each
 // multibyte character set would have the server read it, and names the
 // tables of every reading.
 func Scan(sql string) []Access {
@@ -41,7 +41,7 @@ func ScanNoEscapes(sql string) []Access {
 func scan(sql string, noEsc bool) []Access {
 	s := scanner{lx: lexer{src: sql, noEsc: noEsc}}
 	s.run()
-	if Ambiguous(sql) {
+	if charset.Ambiguous(sql) {
 		for _, f := range charset.Families {
 			m := scanner{lx: lexer{src: sql, mb: f, noEsc: noEsc}}
 			m.run()
@@ -52,12 +52,6 @@ func scan(sql string, noEsc bool) []Access {
 	}
 	return s.out
 }
-
-// Ambiguous reports whether sql may read differently in a client character
-// set whose two-byte characters may end in a backslash or a backquote
-// (GBK, GB18030, Big5, SJIS, CP932) than byte by byte: see
-// charset.Ambiguous.
-func Ambiguous(sql string) bool { return charset.Ambiguous(sql) }
 
 type scanner struct {
 	lx      lexer

@@ -3,6 +3,8 @@ package tables
 import (
 	"strings"
 	"testing"
+
+	"github.com/das-mysql/das/internal/charset"
 )
 
 // TestScan: statements the grammar rejects but MariaDB runs, and ways of
@@ -102,24 +104,6 @@ func TestScan(t *testing.T) {
 	}
 }
 
-func TestAmbiguous(t *testing.T) {
-	for _, tc := range []struct {
-		sql  string
-		want bool
-	}{
-		{"SELECT 'a\\'b'", false},
-		{"SELECT `é`", true}, // UTF-8 é ends in 0xA9: read twice, to no harm
-		{"SELECT '\xbf\\'", true},
-		{"SELECT '\x80\\'", false},
-		{"SELECT '\xff`'", false},
-		{"SELECT 1", false},
-	} {
-		if got := Ambiguous(tc.sql); got != tc.want {
-			t.Errorf("Ambiguous(%q) = %v, want %v", tc.sql, got, tc.want)
-		}
-	}
-}
-
 func TestScanNoEscapes(t *testing.T) {
 	for _, tc := range []struct{ sql, want, byDefault string }{
 		{`SELECT 'a\' AS x, c FROM secret -- '`, "READ secret", ""},
@@ -173,8 +157,8 @@ func FuzzScan(f *testing.F) {
 		for i := 1; i < len(sql); i++ {
 			naive = naive || (sql[i] == '\\' || sql[i] == '`') && sql[i-1] >= 0x81 && sql[i-1] <= 0xfe
 		}
-		if Ambiguous(sql) != naive {
-			t.Fatalf("Ambiguous(%q) = %v", sql, !naive)
+		if charset.Ambiguous(sql) != naive {
+			t.Fatalf("charset.Ambiguous(%q) = %v", sql, !naive)
 		}
 		// A quoted name loses its doubled quotes and escapes: compare
 		// without quotes and backslashes.
